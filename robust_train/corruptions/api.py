@@ -1,0 +1,80 @@
+"""One-call functional API: ``corrupt(x, name, severity)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..functional._checks import check_image
+from ..functional._rng import combine_seeds, stream_id
+from .base import Corruption, Severity
+from .suites import CORRUPTIONS
+
+__all__ = ["corrupt", "create_corruption"]
+
+
+def create_corruption(name: str, **kwargs: Any) -> Corruption:
+    """Build a registered corruption module by name (``None`` keyword arguments are dropped).
+
+    Raises:
+        ValueError: unknown name (the message suggests close matches).
+    """
+    return CORRUPTIONS.create(name, **kwargs)
+
+
+def corrupt(
+    x: Tensor,
+    name: str,
+    severity: Severity = 3,
+    *,
+    preset: str = "auto",
+    seed: int | Tensor = 0,
+    **options: Any,
+) -> Tensor:
+    """Apply one ImageNet-C corruption to a batch.
+
+    Args:
+        x: images, shape (B, 3, H, W), float in [0, 1], any device.
+        name: registry key (``list_corruptions("c19")``).
+        severity: int 1-5, float in [1, 5], or a (B,) tensor of per-sample severities.
+        preset: ``"auto"`` (from the image size), ``"imagenet"``, ``"tinyimagenet"`` or ``"cifar"``.
+        seed: an int (sample ``i`` of the batch then depends only on ``(seed, name, severity, i)``) or a (B,) int64
+            tensor of per-sample seeds (sample ``i`` depends only on ``(seed[i], name, severity[i])``).
+        **options: constructor options of the corruption (``quantize``, ``jpeg_quality``, ...).
+
+    Returns:
+        Corrupted images, same shape, dtype and device, values in [0, 1].
+
+    Raises:
+        ValueError: bad image, unknown name, severity out of range, preset far from the image size.
+        TypeError: integer images or a wrongly typed argument.
+
+    Example:
+        >>> corrupt(torch.rand(2, 3, 32, 32), "contrast", 3).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    check_image(x)
+    op = create_corruption(name, severity=severity, preset=preset, **options)
+    b = x.shape[0]
+    if isinstance(seed, Tensor):
+        seeds = seed.to("cpu", torch.int64).reshape(-1)
+        if seeds.numel() != b:
+            raise ValueError(f"seed tensor must hold one seed per sample ({b}), got shape {tuple(seed.shape)}")
+        if isinstance(severity, Tensor) and severity.dim() == 1:
+            sev = severity.to("cpu", torch.float64)
+        else:
+            sev = torch.full((b,), float(severity if not isinstance(severity, Tensor) else severity.item()),
+                             dtype=torch.float64)
+        if sev.numel() != b:
+            raise ValueError(f"severity tensor must hold one value per sample ({b}), got shape {tuple(sev.shape)}")
+        derived = combine_seeds(combine_seeds(seeds, stream_id(name), 0), torch.round(sev * 1000).long())
+        params = op.make_params(derived, sev)
+    elif isinstance(seed, int) and not isinstance(seed, bool):
+        if isinstance(severity, Tensor) and severity.dim() == 1 and severity.numel() != b:
+            raise ValueError(f"severity tensor must hold one value per sample ({b}), got shape {tuple(severity.shape)}")
+        params = op.params_for_indices(torch.arange(b), seed)
+    else:
+        raise TypeError(f"seed must be an int or a (B,) int64 tensor, got {type(seed).__name__}")
+    return op(x, params)

@@ -1,0 +1,50 @@
+"""Small numeric helpers shared by the corruption families."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["truncate_uint8", "straight_through", "to_compute_dtype"]
+
+
+def straight_through(x: Tensor, y: Tensor) -> Tensor:
+    """Value of ``y`` with the gradient of ``x`` (straight-through estimator).
+
+    Example:
+        >>> x = torch.tensor([0.3], requires_grad=True)
+        >>> straight_through(x, torch.round(x)).sum().backward(); x.grad
+        tensor([1.])
+    """
+    return x + (y - x).detach()
+
+
+def truncate_uint8(x: Tensor, straight_through_grad: bool = True) -> Tensor:
+    """Emulate ``np.uint8(clip(x, 0, 1) * 255) / 255``: clip, scale, **truncate** (floor), rescale.
+
+    The original ImageNet-C code converts to 8 bit by truncation, not rounding (a -0.5 DN bias that a faithful
+    port keeps). The gradient is the straight-through identity when ``straight_through_grad``.
+
+    Args:
+        x: float tensor, any shape, nominally in [0, 1].
+        straight_through_grad: pass gradients through the floor unchanged.
+
+    Returns:
+        Tensor of the same shape and dtype with values in {0, 1/255, ..., 1}.
+
+    Example:
+        >>> truncate_uint8(torch.tensor([0.0, 0.5, 1.0, 1.2])).mul(255).tolist()
+        [0.0, 127.0, 255.0, 255.0]
+    """
+    c = x.clamp(0.0, 1.0)
+    # The tiny epsilon protects values that are integers in float64 maths but land 1 ulp below in float32.
+    q = torch.floor(c * 255.0 + (1e-4 if x.dtype != torch.float64 else 1e-9)) / 255.0
+    q = q.clamp(0.0, 1.0)
+    return straight_through(c, q) if straight_through_grad else q
+
+
+def to_compute_dtype(x: Tensor) -> tuple[Tensor, torch.dtype]:
+    """Half-precision inputs are computed in float32; returns the tensor to compute with and the dtype to return."""
+    if x.dtype in (torch.float32, torch.float64):
+        return x, x.dtype
+    return x.float(), x.dtype
