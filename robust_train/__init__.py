@@ -1,0 +1,17 @@
+"""robust_train: GPU-native corruption robustness (ImageNet-C/P on the fly) for PyTorch and Lightning."""
+
+from __future__ import annotations
+
+from .corruptions import CORRUPTIONS, Corruption, Params, corrupt, create_corruption, list_corruptions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CORRUPTIONS",
+    "Corruption",
+    "Params",
+    "__version__",
+    "corrupt",
+    "create_corruption",
+    "list_corruptions",
+]

@@ -1,0 +1,5 @@
+"""Weather corruptions (modules)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
