@@ -1,0 +1,24 @@
+"""Training-time augmentations (layer 2): AugMix, stylization, corruption training, adversarial views.
+
+Every module follows the splits contract of :mod:`robust_train.augment.base`.
+"""
+
+from __future__ import annotations
+
+from .alp import AdversarialAugment
+from .augmix import AugMix
+from .base import BatchAugment
+from .corruption_train import CorruptionAugment, GaussianNoiseAugment, resolve_corruption_names
+from .ops import AUGMENT_OPS, AugmentOp, list_augment_ops
+
+__all__ = [
+    "AUGMENT_OPS",
+    "AdversarialAugment",
+    "AugMix",
+    "AugmentOp",
+    "BatchAugment",
+    "CorruptionAugment",
+    "GaussianNoiseAugment",
+    "list_augment_ops",
+    "resolve_corruption_names",
+]
