@@ -1,0 +1,298 @@
+"""Write a corrupted copy of a dataset to disk in the released layouts (``robust-corrupt export``).
+
+* ``layout="cifar_c"``: ``<out>/<corruption>.npy`` uint8 (5N, H, W, 3), severity-major, and ``<out>/labels.npy``
+  (N labels repeated 5 times), exactly like CIFAR-10-C.
+* ``layout="imagenet_c"``: ``<out>/<corruption>/<severity>/<class>/<file>.JPEG`` saved with PIL at quality 85,
+  ``optimize=True`` (4:2:0), like ImageNet-C / Tiny-ImageNet-C.
+
+Every corrupted image is the one on-the-fly evaluation sees: parameters come from
+``Corruption.params_for_indices(dataset index, suite.seed)`` and the output is truncated to 8 bit.
+
+Resumable and atomic: ``.npy`` files are filled through a memory map named ``.<name>.npy.partial`` whose progress
+(rows written, in order) is recorded in ``.<name>.npy.progress`` after each flushed batch; the finished array is
+renamed into place with ``os.replace``. JPEGs are written to a temporary name and renamed, so a file that exists is
+complete and a re-run skips it. ``export_manifest.json`` pins the suite: resuming with different settings fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, Subset
+
+from ..corruptions.api import create_corruption
+from ..corruptions.base import Corruption
+from .suite import EvalSuite
+
+__all__ = ["EXPORT_LAYOUTS", "ExportError", "export_dataset", "source_file_name"]
+
+EXPORT_LAYOUTS = ("cifar_c", "imagenet_c")
+MANIFEST = "export_manifest.json"
+
+
+class ExportError(RuntimeError):
+    """The output folder holds an export made with different settings."""
+
+
+def _atomic_write_bytes(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
+    _atomic_write_bytes(path, lambda f: np.save(f, arr))
+
+
+def source_file_name(dataset: Dataset, position: int, index: int) -> str:
+    """File name for an exported JPEG: the source file's stem when the dataset knows it, else the index.
+
+    Unwraps ``torch.utils.data.Subset`` chains and looks for an ``ImageFolder``-style ``samples`` list.
+    """
+    ds, pos = dataset, position
+    while isinstance(ds, Subset):
+        pos = int(ds.indices[pos])
+        ds = ds.dataset
+    samples = getattr(ds, "samples", None)
+    if isinstance(samples, Sequence) and 0 <= pos < len(samples):
+        entry = samples[pos]
+        path = entry[0] if isinstance(entry, (tuple, list)) else entry
+        if isinstance(path, (str, os.PathLike)):
+            return Path(path).stem + ".JPEG"
+    return f"{index:08d}.JPEG"
+
+
+def _class_names(dataset: Dataset) -> list[str] | None:
+    ds = dataset
+    while isinstance(ds, Subset):
+        ds = ds.dataset
+    classes = getattr(ds, "classes", None)
+    return [str(c) for c in classes] if isinstance(classes, Sequence) and classes else None
+
+
+def _load(dataset: Dataset, positions: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
+    xs, ys, idx = [], [], []
+    for p in positions:
+        x, y, i = dataset[int(p)]
+        xs.append(torch.as_tensor(x))
+        ys.append(int(y))
+        idx.append(int(i))
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.long), torch.tensor(idx, dtype=torch.long)
+
+
+def _to_unit(x: Tensor) -> Tensor:
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.contiguous()
+
+
+def _to_uint8_hwc(x: Tensor) -> np.ndarray:
+    # outputs are truncated to multiples of 1/255 already; rounding only removes float noise
+    return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _chunks(seq: Sequence[int], size: int) -> Iterator[tuple[int, Sequence[int]]]:
+    for lo in range(0, len(seq), size):
+        yield lo, seq[lo : lo + size]
+
+
+class _Progress:
+    """A rich progress bar, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, n: int, description: str | None = None) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=n, description=description)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    path = out / MANIFEST
+    if path.is_file():
+        with open(path) as f:
+            old = json.load(f)
+        keys = ("layout", "fingerprint", "num_images", "positions_sha")
+        diff = [k for k in keys if old.get(k) != manifest.get(k)]
+        if diff:
+            raise ExportError(
+                f"{out} holds an export with different settings ({', '.join(diff)} differ: "
+                f"{ {k: old.get(k) for k in diff} } vs { {k: manifest.get(k) for k in diff} }); "
+                "use a new output folder or delete the old export"
+            )
+    _atomic_write_bytes(path, lambda f: json.dump(manifest, f, indent=2, sort_keys=True), mode="w")
+
+
+def export_dataset(
+    dataset: Dataset,
+    out_dir: str | os.PathLike[str],
+    suite: EvalSuite,
+    layout: str = "cifar_c",
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    progress: bool = True,
+    classes: Sequence[str] | None = None,
+) -> Path:
+    """Corrupt ``dataset`` with every (corruption, severity) of ``suite`` and write the released layout.
+
+    Args:
+        dataset: yields ``(x, y, index)`` with ``x`` uint8 or float in [0, 1], shape (C, H, W), C in {1, 3}.
+        out_dir: output folder (created).
+        suite: corruptions, severities, preset, ``num_images`` subset and ``seed`` (kind ``"c"``).
+        layout: ``"cifar_c"`` (needs severities 1-5) or ``"imagenet_c"``.
+        device: where the corruptions run.
+        batch_size: images per corruption call (default ``suite.batch_size``).
+        progress: show a progress bar.
+        classes: class folder names for ``imagenet_c`` (default: the dataset's ``classes`` or zero-padded labels).
+
+    Returns:
+        The output folder.
+
+    Raises:
+        ValueError: bad layout / suite combination.
+        ExportError: the folder holds an export with different settings.
+    """
+    if layout not in EXPORT_LAYOUTS:
+        raise ValueError(f"layout must be one of {list(EXPORT_LAYOUTS)}, got {layout!r}")
+    if suite.kind != "c":
+        raise ValueError("export writes corruption suites (kind 'c'); perturbation sequences are not exported")
+    if layout == "cifar_c" and suite.severities != [1, 2, 3, 4, 5]:
+        raise ValueError(f"the cifar_c layout stores severities 1-5 in one array; the suite has {suite.severities}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    positions = suite.subset(len(dataset))  # type: ignore[arg-type]
+    manifest = {
+        "layout": layout,
+        "suite": suite.to_dict(),
+        "fingerprint": suite.fingerprint(),
+        "num_images": len(positions),
+        "positions_sha": _sha(positions),
+    }
+    _check_manifest(out, manifest)
+    bs = int(batch_size or suite.batch_size)
+    ops: dict[tuple[str, int], Corruption] = {}
+
+    def corrupt(name: str, severity: int, x: Tensor, idx: Tensor) -> Tensor:
+        preset = suite.preset_for(int(x.shape[-2]), int(x.shape[-1]))
+        key = (name, severity)
+        if key not in ops:
+            ops[key] = create_corruption(name, severity=severity, preset=preset, quantize=True)
+        op = ops[key]
+        return op(x, op.params_for_indices(idx, suite.seed))
+
+    total = len(positions) * len(suite.names) * len(suite.severities)
+    bar = _Progress(progress, total, "export")
+    try:
+        if layout == "cifar_c":
+            _export_cifar(dataset, out, suite, positions, bs, torch.device(device), corrupt, bar)
+        else:
+            names = list(classes) if classes is not None else _class_names(dataset)
+            _export_folder(dataset, out, suite, positions, bs, torch.device(device), corrupt, bar, names)
+    finally:
+        bar.close()
+    return out
+
+
+def _sha(positions: Sequence[int]) -> str:
+    import hashlib
+
+    return hashlib.sha1(np.asarray(positions, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _export_cifar(dataset, out, suite, positions, bs, device, corrupt, bar) -> None:  # noqa: ANN001
+    n = len(positions)
+    labels_path = out / "labels.npy"
+    first = None
+    if not labels_path.is_file():
+        ys = [int(dataset[int(p)][1]) for p in positions]
+        _save_npy_atomic(labels_path, np.tile(np.asarray(ys, dtype=np.uint8 if max(ys) < 256 else np.int64), 5))
+    for name in suite.names:
+        final = out / f"{name}.npy"
+        if final.is_file():
+            bar.advance(5 * n, f"{name} (done)")
+            continue
+        partial = out / f".{name}.npy.partial"
+        prog = out / f".{name}.npy.progress"
+        done = int(prog.read_text()) if (prog.is_file() and partial.is_file()) else 0
+        if first is None:
+            first = _load(dataset, positions[:1])[0]
+        h, w = int(first.shape[-2]), int(first.shape[-1])
+        mm = np.lib.format.open_memmap(partial, mode="r+" if done else "w+", dtype=np.uint8, shape=(5 * n, h, w, 3))
+        bar.advance(done, name)
+        for s in suite.severities:
+            for lo, chunk in _chunks(positions, bs):
+                row = (s - 1) * n + lo
+                if row + len(chunk) <= done:
+                    continue
+                x, _, idx = _load(dataset, chunk)
+                y = corrupt(name, s, _to_unit(x).to(device), idx)
+                mm[row : row + len(chunk)] = _to_uint8_hwc(y)
+                mm.flush()
+                written = str(row + len(chunk))
+                _atomic_write_bytes(prog, lambda f, v=written: f.write(v), mode="w")
+                bar.advance(len(chunk), f"{name} s{s}")
+        del mm
+        os.replace(partial, final)
+        prog.unlink(missing_ok=True)
+
+
+def _export_folder(dataset, out, suite, positions, bs, device, corrupt, bar, classes) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    labels: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for name in suite.names:
+        for s in suite.severities:
+            folder = out / name / str(s)
+            todo: list[int] = []
+            for pos in positions:
+                if pos not in labels:
+                    _, y, i = dataset[int(pos)]
+                    labels[pos] = int(y)
+                    names[pos] = source_file_name(dataset, int(pos), int(i))
+                if not (folder / _class_dir(labels[pos], classes) / names[pos]).is_file():
+                    todo.append(pos)
+            bar.advance(len(positions) - len(todo), f"{name} s{s}")
+            for _, chunk in _chunks(todo, bs):
+                x, _, idx = _load(dataset, chunk)
+                imgs = _to_uint8_hwc(corrupt(name, s, _to_unit(x).to(device), idx))
+                for pos, img in zip(chunk, imgs, strict=True):
+                    path = folder / _class_dir(labels[pos], classes) / names[pos]
+                    pil = Image.fromarray(img)
+                    _atomic_write_bytes(path, lambda f, im=pil: im.save(f, "JPEG", quality=85, optimize=True))
+                bar.advance(len(chunk), f"{name} s{s}")
+
+
+def _class_dir(label: int, classes: Sequence[str] | None) -> str:
+    if classes is not None and 0 <= label < len(classes):
+        return str(classes[label])
+    return f"{label:04d}"

@@ -1,0 +1,211 @@
+"""``EvalSuite``: what a corrupted (ImageNet-C style) or perturbed (ImageNet-P style) evaluation runs.
+
+The YAML files in ``conf/eval/`` are the canonical suites; each one instantiates this dataclass (``_target_``), so a
+suite can equally be built in Python:
+
+>>> s = EvalSuite(name="mini", corruptions=["contrast", "fog"], severities=[1, 5], num_images=100)
+>>> s.names, s.kind
+(['contrast', 'fog'], 'c')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..corruptions.base import resolve_preset
+from ..corruptions.suites import SUITES
+from ..metrics.baselines import Baseline
+from ..metrics.stability import P_BENCHMARK_ORDER, P_EXTRA
+
+__all__ = ["EvalSuite", "P_SUITES", "load_suite", "resolve_names", "suite_config_dir"]
+
+#: Named perturbation suites (spec 6.1).
+P_SUITES: dict[str, tuple[str, ...]] = {
+    "p10": P_BENCHMARK_ORDER,
+    "p14": P_BENCHMARK_ORDER + P_EXTRA,
+    "p_extra": P_EXTRA,
+}
+
+
+def resolve_names(names: str | Sequence[str], kind: str) -> list[str]:
+    """A suite name (``"c15"``, ``"p10"``, ...) or an explicit list -> list of names.
+
+    Example:
+        >>> resolve_names("p10", "p")[:3]
+        ['gaussian_noise', 'shot_noise', 'motion_blur']
+    """
+    table = SUITES if kind == "c" else P_SUITES
+    if isinstance(names, str):
+        if names not in table:
+            raise ValueError(f"unknown {kind}-suite {names!r}; expected a list of names or one of {sorted(table)}")
+        return list(table[names])
+    out = [str(n) for n in names]
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"expected a non-empty list of distinct names, got {list(names)}")
+    return out
+
+
+@dataclass
+class EvalSuite:
+    """A named, replayable robustness evaluation.
+
+    Args:
+        name: suite name (used in file names and reports).
+        kind: ``"c"`` (corruptions x severities, top-1 error, CE / mCE) or ``"p"`` (perturbation sequences,
+            flip probability, top-5 distance, FR / mFR / mT5D).
+        corruptions: names, or a named list (``"c15"``, ``"c19"`` for kind c; ``"p10"``, ``"p14"`` for kind p).
+        severities: corruption severities 1-5 (kind c).
+        preset: ``"auto"`` (from the image size), ``"imagenet"``, ``"tinyimagenet"`` or ``"cifar"``.
+        num_images: evaluate a fixed subset of this many images (chosen by ``seed``); ``None`` = all.
+        seed: evaluation seed: picks the subset and every corruption parameter (with the sample index).
+        emulate_release: reproduce the released ImageNet-C / Tiny-ImageNet-C files with a JPEG round trip at
+            ``jpeg_quality`` (ImageNet and Tiny-ImageNet presets only: CIFAR-10-C is stored as raw uint8). Corrupted
+            images and sequence frames are always truncated to 8 bit as the originals were; the H.264 compression
+            of the released ImageNet-P videos is not emulated.
+        jpeg_quality: quality of the emulated JPEG files (the originals used 85).
+        difficulty: ImageNet-P difficulty 1-3 (noise strength for noise sequences, frame stride otherwise).
+        baseline: normaliser: ``"alexnet"`` (published ImageNet-C table, kind c), a baseline JSON path, or
+            ``None``.
+        clean: also measure the clean error (needed for relative mCE).
+        batch_size: images per forward pass (kind p: sequences per chunk).
+        description: free text.
+    """
+
+    name: str
+    kind: str = "c"
+    corruptions: str | list[str] = "c15"
+    severities: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+    preset: str = "auto"
+    num_images: int | None = None
+    seed: int = 0
+    emulate_release: bool = False
+    jpeg_quality: int = 85
+    difficulty: int = 1
+    baseline: str | None = "alexnet"
+    clean: bool = True
+    batch_size: int = 128
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("c", "p"):
+            raise ValueError(f"kind must be 'c' (corruptions) or 'p' (perturbation sequences), got {self.kind!r}")
+        if not isinstance(self.corruptions, str):
+            self.corruptions = [str(c) for c in self.corruptions]
+        self.names = resolve_names(self.corruptions, self.kind)
+        self.severities = [int(s) for s in self.severities]
+        if self.kind == "c" and (not self.severities or any(s not in (1, 2, 3, 4, 5) for s in self.severities)):
+            raise ValueError(f"severities must be ints in 1..5, got {self.severities}")
+        if self.preset != "auto" and self.preset not in ("imagenet", "tinyimagenet", "cifar"):
+            raise ValueError(f"unknown preset {self.preset!r}; expected 'auto', 'imagenet', 'tinyimagenet' or 'cifar'")
+        if self.num_images is not None and int(self.num_images) < 1:
+            raise ValueError(f"num_images must be a positive int or None, got {self.num_images!r}")
+        if int(self.difficulty) not in (1, 2, 3):
+            raise ValueError(f"difficulty must be 1, 2 or 3, got {self.difficulty!r}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size!r}")
+        if not 1 <= int(self.jpeg_quality) <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
+        self.num_images = None if self.num_images is None else int(self.num_images)
+        self.difficulty, self.batch_size, self.seed = int(self.difficulty), int(self.batch_size), int(self.seed)
+        if self.kind == "p" and self.baseline == "alexnet":
+            # Published AlexNet numbers exist for ImageNet-C only; ImageNet-P needs a user-computed baseline file.
+            self.baseline = None
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    def subset(self, n_total: int) -> list[int]:
+        """Positions ``0 <= p < n_total`` of the evaluated images: all, or a seeded random subset (sorted).
+
+        Example:
+            >>> EvalSuite("s", num_images=3, seed=1).subset(10) == EvalSuite("s", num_images=3, seed=1).subset(10)
+            True
+        """
+        if n_total < 1:
+            raise ValueError("the evaluation dataset is empty")
+        if self.num_images is None or self.num_images >= n_total:
+            return list(range(n_total))
+        perm = torch.randperm(n_total, generator=torch.Generator().manual_seed(self.seed))
+        return sorted(perm[: self.num_images].tolist())
+
+    def preset_for(self, height: int, width: int) -> str:
+        """The preset used for images of this size (:func:`~robust_train.corruptions.base.resolve_preset`)."""
+        return resolve_preset(self.preset, height, width)
+
+    def release_jpeg_quality(self, preset: str) -> int | None:
+        """JPEG quality of the emulated release for a resolved preset, or ``None`` (no JPEG)."""
+        if not self.emulate_release or self.kind != "c" or preset == "cifar":
+            return None
+        return self.jpeg_quality
+
+    def load_baseline(self) -> Baseline | None:
+        """The baseline object (``None`` when unset)."""
+        from ..metrics.baselines import resolve_baseline
+
+        return resolve_baseline(self.baseline)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain fields (for JSON reports and the export manifest)."""
+        d = asdict(self)
+        d["names"] = list(self.names)
+        return d
+
+    def fingerprint(self) -> str:
+        """Short hash of every field that changes the evaluated images (not batch size or description)."""
+        d = self.to_dict()
+        for k in ("batch_size", "description", "baseline", "clean", "name"):
+            d.pop(k, None)
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _find_suite_node(node: Any) -> dict[str, Any] | None:
+    if isinstance(node, dict):
+        if str(node.get("_target_", "")).endswith("EvalSuite"):
+            return node
+        for v in node.values():
+            found = _find_suite_node(v)
+            if found is not None:
+                return found
+    return None
+
+
+def suite_config_dir() -> Path:
+    """``<repo>/conf/eval`` (the suites' YAML files)."""
+    return Path(__file__).resolve().parents[2] / "conf" / "eval"
+
+
+def load_suite(name_or_path: str | os.PathLike[str], **overrides: Any) -> EvalSuite:
+    """Build the :class:`EvalSuite` of a ``conf/eval/<name>.yaml`` file (or any YAML path) without Hydra.
+
+    The file may hold the suite at top level or nested (for example inside its evaluation callback); the first
+    mapping whose ``_target_`` is ``EvalSuite`` is used.
+
+    Args:
+        name_or_path: suite name (``"c15"``) or path to a YAML file.
+        **overrides: field values replacing the file's (``num_images=50``).
+
+    Raises:
+        FileNotFoundError: no such suite (the message lists the available ones).
+        ValueError: the file holds no ``EvalSuite`` node.
+    """
+    import yaml
+
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = suite_config_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in suite_config_dir().glob("*.yaml"))
+        raise FileNotFoundError(f"no evaluation suite {str(name_or_path)!r}; available: {known}")
+    with open(path) as f:
+        node = _find_suite_node(yaml.safe_load(f) or {})
+    if node is None:
+        raise ValueError(f"{path} holds no node with _target_: robust_train.evaluation.EvalSuite")
+    fields = {k: v for k, v in node.items() if k != "_target_"}
+    fields.update(overrides)
+    return EvalSuite(**fields)
