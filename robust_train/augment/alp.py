@@ -5,7 +5,7 @@ current network and returns ``[clean, adversarial]`` (``num_splits = 2``, for
 :class:`~robust_train.losses.LogitPairingLoss`) or only the adversarial batch (``include_clean=False``, Madry et al.'s
 adversarial-only training with plain cross-entropy).
 
-It needs the network and the labels: ``aug(x, target=y, model=f)`` where ``f`` maps ``[0, 1]`` images to logits
+It needs the network and the labels: ``aug(x, y=y, model=f)`` where ``f`` maps ``[0, 1]`` images to logits
 (in the Lightning module: its normalised forward). The model's mode during the attack is the attack's
 ``eval_mode`` setting (see :mod:`robust_train.perturbations.pgd`); every submodule's mode is restored afterwards.
 """
@@ -37,7 +37,7 @@ class AdversarialAugment(BatchAugment):
     Example:
         >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
         >>> aug = AdversarialAugment(PGD(steps=2), seed=0)
-        >>> aug(torch.rand(2, 3, 8, 8), target=torch.tensor([0, 1]), model=net).shape
+        >>> aug(torch.rand(2, 3, 8, 8), y=torch.tensor([0, 1]), model=net).shape
         torch.Size([4, 3, 8, 8])
     """
 
@@ -69,7 +69,7 @@ class AdversarialAugment(BatchAugment):
         x: Tensor,
         params: Params | None = None,
         *,
-        target: Tensor | None = None,
+        y: Tensor | None = None,
         model: ModelFn | None = None,
     ) -> Tensor:
         """Attack ``model`` around ``x``; returns ``[x, x_adv]`` or ``x_adv``.
@@ -77,16 +77,16 @@ class AdversarialAugment(BatchAugment):
         Args:
             x: images, shape (B, C, H, W), float in [0, 1].
             params: replay parameters (``self.last_params``).
-            target: labels, shape (B,). Required.
+            y: labels, shape (B,). Required.
             model: ``[0, 1]`` images -> logits. Required.
 
         Raises:
-            ValueError: ``model`` or ``target`` missing.
+            ValueError: ``model`` or ``y`` missing.
         """
-        if model is None or target is None:
+        if model is None or y is None:
             raise ValueError(
-                "AdversarialAugment needs the network and the labels: call aug(x, target=y, model=f) with f mapping "
-                "[0, 1] images to logits (RobustClassifier passes them when the augment has needs_model=True)"
+                "AdversarialAugment needs the network and the labels: call aug(x, y=y, model=f) with f mapping "
+                "[0, 1] images to logits (RobustClassifier passes both to augments whose forward takes y and model)"
             )
         self.check_input(x)
         if params is None:
@@ -96,14 +96,14 @@ class AdversarialAugment(BatchAugment):
         if params.batch_size != x.shape[0]:
             raise ValueError(f"params were drawn for a batch of {params.batch_size}, got {x.shape[0]} images")
         self.last_params = params
-        delta = self.attack.attack(model, x, target, params["seed"])
+        delta = self.attack.attack(model, x, y, params["seed"])
         delta = self.gate(params["apply"], delta, torch.zeros_like(delta))
         x_adv = self.attack.apply(x.detach(), delta)
         return torch.cat([x, x_adv]) if self.include_clean else x_adv
 
     def apply(self, x: Tensor, params: Params) -> Tensor:  # pragma: no cover - needs the model
-        """Not available without a model; use ``forward(x, params, target=..., model=...)``."""
-        raise TypeError("AdversarialAugment.apply needs the model; call forward(x, params, target=y, model=f)")
+        """Not available without a model; use ``forward(x, params, y=..., model=...)``."""
+        raise TypeError("AdversarialAugment.apply needs the model; call forward(x, params, y=y, model=f)")
 
     def extra_repr(self) -> str:
         """Settings shown in ``repr``."""

@@ -9,7 +9,7 @@ Every augmentation is an ``nn.Module`` applied on the device to a batch of ``[0,
   along the batch in the order ``[clean, aug_1, ..., aug_k]`` (``num_splits == 1``: just the augmented batch).
   Labels of every split are the input labels; losses in :mod:`robust_train.losses` take ``num_splits``.
 * Augmentations that need the network (adversarial ones) set ``needs_model = True`` and use the keyword arguments
-  ``target`` (labels, shape (B,)) and ``model`` (a callable from ``[0, 1]`` images to logits) of ``forward``; the
+  ``y`` (labels, shape (B,)) and ``model`` (a callable from ``[0, 1]`` images to logits) of ``forward``; the
   others accept and ignore them, so a caller can always pass both.
 """
 
@@ -38,7 +38,7 @@ class BatchAugment(nn.Module):
             (``torch.manual_seed`` / Lightning's ``seed_everything`` then control it).
 
     Class attributes:
-        needs_model: ``forward`` needs ``model`` and ``target`` (adversarial augmentations).
+        needs_model: ``forward`` needs ``model`` and ``y`` (adversarial augmentations).
         channels: accepted channel counts (``None``: any).
     """
 
@@ -93,7 +93,7 @@ class BatchAugment(nn.Module):
         x: Tensor,
         params: Params | None = None,
         *,
-        target: Tensor | None = None,
+        y: Tensor | None = None,
         model: ModelFn | None = None,
     ) -> Tensor:
         """Augment a batch; pass ``params`` (e.g. ``self.last_params``) to replay a call.
@@ -101,7 +101,7 @@ class BatchAugment(nn.Module):
         Args:
             x: images, shape (B, C, H, W), float in [0, 1], any device.
             params: parameters to apply; sampled when ``None``.
-            target: labels, shape (B,) (used only when ``needs_model``).
+            y: labels, shape (B,) (used only when ``needs_model``).
             model: ``[0, 1]`` images -> logits (used only when ``needs_model``).
 
         Returns:

@@ -111,18 +111,18 @@ def resolve_corruption_names(
     return names
 
 
-def _severity_bounds(severity: SeverityRange, lo: float, hi: float) -> tuple[float, float]:
+def _severity_bounds(severity: SeverityRange, lo: float, hi: float, name: str) -> tuple[float, float]:
     if isinstance(severity, (int, float)) and not isinstance(severity, bool):
-        check_range(float(severity), lo, hi, "severity")
+        check_range(float(severity), lo, hi, name)
         return float(severity), float(severity)
     s = list(severity)  # type: ignore[arg-type]
     if len(s) != 2:
-        raise ValueError(f"severity: expected a number or a (low, high) range, got {severity!r}")
+        raise ValueError(f"{name}: expected a number or a (low, high) range, got {severity!r}")
     a, b = float(s[0]), float(s[1])
-    check_range(a, lo, hi, "severity low")
-    check_range(b, lo, hi, "severity high")
+    check_range(a, lo, hi, f"{name} low")
+    check_range(b, lo, hi, f"{name} high")
     if a > b:
-        raise ValueError(f"severity: expected low <= high, got {severity!r}")
+        raise ValueError(f"{name}: expected low <= high, got {severity!r}")
     return a, b
 
 
@@ -163,7 +163,7 @@ class CorruptionAugment(BatchAugment):
         **options: Any,
     ) -> None:
         super().__init__(p=p, seed=seed)
-        self.severity_range = _severity_bounds(severity, 1.0, 5.0)
+        self.severity_range = _severity_bounds(severity, 1.0, 5.0, "severity")
         self.names: tuple[str, ...] = tuple(resolve_corruption_names(corruptions, eval_suite, hold_out))
         self.eval_suite = eval_suite
         self.hold_out = bool(hold_out)
@@ -228,7 +228,7 @@ class GaussianNoiseAugment(BatchAugment):
 
     def __init__(self, sigma: SeverityRange = (0.0, 0.1), p: float = 0.5, seed: int | None = None) -> None:
         super().__init__(p=p, seed=seed)
-        self.sigma_range = _severity_bounds(sigma, 0.0, 1.0)
+        self.sigma_range = _severity_bounds(sigma, 0.0, 1.0, "sigma")
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> Params:
         """Draw ``apply``, ``sigma`` and ``seed`` per sample (CPU)."""

@@ -15,7 +15,7 @@ from .pgd import PERTURBATIONS, PGD
 __all__ = ["FGSM"]
 
 
-@PERTURBATIONS.register()
+@PERTURBATIONS.register("fgsm")
 class FGSM(PGD):
     """Single-step attack.
 

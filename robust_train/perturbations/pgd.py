@@ -106,7 +106,7 @@ class Attack(nn.Module):
         return self.apply(x, self.attack(model, x, y, seeds))
 
 
-@PERTURBATIONS.register()
+@PERTURBATIONS.register("pgd")
 class PGD(Attack):
     """PGD with random start under an L-inf or L2 budget.
 
