@@ -1,17 +1,53 @@
-"""Digital corruptions (numerics): contrast, ... (spec sections 2.14-2.17).
+"""Digital corruptions (numerics): contrast, saturate, jpeg_compression, pixelate, elastic_transform.
 
-Functional ops take images ``(B, 3, H, W)`` in [0, 1] and per-sample arguments ``(B,)``; they never draw random
-numbers. They return float output *before* the 8-bit truncation that the module applies (``quantize``).
+Spec sections 2.14-2.18 with helpers H6 (PIL ``BOX`` resize) and H7 (scikit-image HSV). Functional ops take images
+``(B, 3, H, W)`` in [0, 1] and per-sample arguments ``(B,)``; they never draw random numbers (the elastic transform
+takes its random affine offsets and either per-sample seeds or the uniform fields themselves). They return float
+output *before* the 8-bit truncation that the module applies (``quantize``); where the original works on 8-bit data
+inside the algorithm (JPEG, pixelate) the op does too.
+
+Gradients:
+
+* ``contrast``, ``saturate``, ``elastic_transform``: exact (the elastic sampling positions do not depend on the image).
+* ``pixelate``: straight-through. The value is the exact two-pass 8-bit PIL model; the gradient is that of the
+  unrounded float box filter followed by the same nearest-neighbour upscale.
+* ``jpeg_compression`` / ``jpeg_roundtrip``: surrogate. The value is the real libjpeg codec output; the gradient is
+  that of :func:`jpeg_surrogate`, a differentiable JPEG model (colour transform, 4:2:0 averaging, 8x8 DCT,
+  quantisation with the same tables and a smooth rounding ``r + (x - r)^3``, bilinear chroma upsampling).
 """
 
 from __future__ import annotations
 
+import functools
+import io
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_image
+from ._checks import check_batch_param, check_image, check_shape
+from ._rng import field_uniform, stream_id
+from .color import hsv_to_rgb, rgb_to_hsv
+from .filters import gaussian_filter2d, gaussian_kernel1d
 
-__all__ = ["contrast"]
+__all__ = [
+    "ELASTIC_FIELD_STREAM",
+    "contrast",
+    "elastic_affine_coords",
+    "elastic_displacement",
+    "elastic_transform",
+    "jpeg_compression",
+    "jpeg_quant_tables",
+    "jpeg_roundtrip",
+    "jpeg_surrogate",
+    "pixelate",
+    "pixelate_sizes",
+    "saturate",
+]
+
+#: Stream id of the elastic transform's two uniform fields (equals ``ElasticTransform().stream("field")``).
+ELASTIC_FIELD_STREAM: int = stream_id("elastic_transform/field")
 
 
 def _per_sample(v: Tensor | float, x: Tensor, name: str) -> Tensor:
@@ -20,6 +56,29 @@ def _per_sample(v: Tensor | float, x: Tensor, name: str) -> Tensor:
         t = t.expand(x.shape[0])
     check_batch_param(t, x.shape[0], name)
     return t.view(-1, 1, 1, 1)
+
+
+def _vector(v: Tensor | float, batch: int, name: str, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    """A scalar or (B,) argument as a (B,) tensor of ``dtype`` on ``device``."""
+    t = torch.as_tensor(v).detach().to(device=device, dtype=dtype).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(batch)
+    check_batch_param(t, batch, name)
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: expected finite values, got {t.tolist()}")
+    return t
+
+
+def _needs_grad(x: Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+def _value_with_grad_of(value: Tensor, surrogate: Tensor) -> Tensor:
+    """Exactly ``value`` in the forward pass, the gradient of ``surrogate`` in the backward pass."""
+    return value.detach() + (surrogate - surrogate.detach())
+
+
+# ---------------------------------------------------------------------------------------------------- contrast
 
 
 def contrast(x: Tensor, factor: Tensor | float) -> Tensor:
@@ -40,3 +99,624 @@ def contrast(x: Tensor, factor: Tensor | float) -> Tensor:
     c = _per_sample(factor, x, "factor")
     means = x.mean(dim=(-2, -1), keepdim=True)
     return ((x - means) * c + means).clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------- saturate
+
+
+def saturate(x: Tensor, multiplier: Tensor | float, offset: Tensor | float) -> Tensor:
+    """Scale and shift the HSV saturation (spec 2.15, scikit-image HSV semantics H7).
+
+    ``S <- clip(S * multiplier + offset, 0, 1)`` in scikit-image's ``rgb2hsv``/``hsv2rgb`` space, then clip to
+    [0, 1]. Grey pixels (``max == min``) have hue 0 (red), so a positive offset tints them red, as in the original.
+
+    Args:
+        x: images, shape (B, 3, H, W), float in [0, 1].
+        multiplier: saturation factor per sample, shape (B,) or scalar, >= 0.
+        offset: added saturation per sample, shape (B,) or scalar.
+
+    Returns:
+        Shape (B, 3, H, W), same dtype, in [0, 1].
+
+    Raises:
+        ValueError: negative multiplier or wrongly shaped arguments.
+
+    Example:
+        >>> saturate(torch.rand(2, 3, 8, 8), torch.tensor([0.3, 5.0]), torch.tensor([0.0, 0.1])).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    check_image(x, check_values=False)
+    m = _per_sample(multiplier, x, "multiplier")
+    o = _per_sample(offset, x, "offset")
+    if bool((m < 0).any()):
+        raise ValueError(f"multiplier: expected values >= 0, got {m.flatten().tolist()}")
+    hsv = rgb_to_hsv(x)
+    s = (hsv[:, 1:2] * m + o).clamp(0.0, 1.0)
+    out = hsv_to_rgb(torch.cat((hsv[:, 0:1], s, hsv[:, 2:3]), dim=1))
+    return out.clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------- JPEG
+
+# JPEG standard (ITU T.81 Annex K) base quantisation tables, natural (row-major) order.
+_LUMA_TABLE = (
+    (16, 11, 10, 16, 24, 40, 51, 61),
+    (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56),
+    (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77),
+    (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101),
+    (72, 92, 95, 98, 112, 100, 103, 99),
+)
+_CHROMA_TABLE = (
+    (17, 18, 24, 47, 99, 99, 99, 99),
+    (18, 21, 26, 66, 99, 99, 99, 99),
+    (24, 26, 56, 99, 99, 99, 99, 99),
+    (47, 66, 99, 99, 99, 99, 99, 99),
+) + ((99,) * 8,) * 4
+
+
+def _quality_vector(quality: Tensor | float, batch: int) -> Tensor:
+    """Per-sample integer JPEG qualities as a (B,) int64 CPU tensor (fractional values are rounded)."""
+    q = torch.as_tensor(quality).detach().to("cpu").reshape(-1)
+    if q.numel() == 1:
+        q = q.expand(batch)
+    check_batch_param(q, batch, "quality")
+    if q.is_floating_point():
+        if not bool(torch.isfinite(q).all()):
+            raise ValueError(f"quality: expected finite values, got {q.tolist()}")
+        q = torch.round(q.to(torch.float64))
+    q = q.to(torch.int64)
+    if bool(((q < 1) | (q > 100)).any()):
+        raise ValueError(f"quality: expected JPEG qualities in [1, 100], got {q.tolist()}")
+    return q
+
+
+def jpeg_quant_tables(quality: Tensor) -> Tensor:
+    """libjpeg's quantisation tables for ``jpeg_set_quality(q, force_baseline=TRUE)``.
+
+    ``scale = 5000 // q`` for ``q < 50`` else ``200 - 2 q``; ``table = clip((base * scale + 50) // 100, 1, 255)``.
+
+    Args:
+        quality: (B,) integer qualities in [1, 100].
+
+    Returns:
+        (B, 2, 8, 8) int64: luminance and chrominance tables in natural order.
+
+    Example:
+        >>> jpeg_quant_tables(torch.tensor([50, 100]))[:, 0, 0, 0].tolist()
+        [16, 1]
+    """
+    q = quality.to(torch.int64).reshape(-1).clamp(1, 100)
+    scale = torch.where(q < 50, torch.div(5000, q, rounding_mode="floor"), 200 - 2 * q)
+    base = torch.tensor((_LUMA_TABLE, _CHROMA_TABLE), dtype=torch.int64, device=q.device)
+    tables = torch.div(base.unsqueeze(0) * scale.view(-1, 1, 1, 1) + 50, 100, rounding_mode="floor")
+    return tables.clamp(1, 255)
+
+
+@functools.lru_cache(maxsize=8)
+def _dct_matrix(dtype: torch.dtype, device: str) -> Tensor:
+    """Orthonormal 8-point DCT-II matrix ``C`` (``coef = C @ block @ C.T``)."""
+    k = torch.arange(8, dtype=torch.float64).view(8, 1)
+    n = torch.arange(8, dtype=torch.float64).view(1, 8)
+    c = torch.cos((2 * n + 1) * k * math.pi / 16) * 0.5
+    c[0] = c[0] / math.sqrt(2.0)
+    return c.to(device=device, dtype=dtype)
+
+
+def _smooth_round(x: Tensor) -> Tensor:
+    """``round(x) + (x - round(x))^3``: rounds approximately, with a non-zero gradient between integers."""
+    r = torch.round(x).detach()
+    return r + (x - r) ** 3
+
+
+def _block_quantise(plane: Tensor, table: Tensor) -> Tensor:
+    """DCT, smooth quantisation and inverse DCT of every 8x8 block. plane (B, Hp, Wp), table (B, 8, 8)."""
+    b, hp, wp = plane.shape
+    c = _dct_matrix(plane.dtype, str(plane.device))
+    blocks = plane.view(b, hp // 8, 8, wp // 8, 8).permute(0, 1, 3, 2, 4)
+    coef = c @ blocks @ c.T
+    t = table.to(plane.dtype).view(b, 1, 1, 8, 8)
+    rec = c.T @ (_smooth_round(coef / t) * t) @ c
+    return rec.permute(0, 1, 3, 2, 4).reshape(b, hp, wp)
+
+
+def jpeg_surrogate(x: Tensor, quality: Tensor | float) -> Tensor:
+    """Differentiable approximation of baseline 4:2:0 JPEG (used for the backward pass of the real codec).
+
+    RGB -> JFIF YCbCr, edge-replicate to a multiple of 16, 2x2 chroma averaging, per 8x8 block orthonormal DCT,
+    quantisation with libjpeg's tables for ``quality`` and a smooth rounding ``r + (x - r)^3``, inverse DCT, bilinear
+    chroma upsampling (libjpeg's "fancy" triangle filter), YCbCr -> RGB, crop, clip. Its value is close to, not equal
+    to, the codec's; only its gradient is used.
+
+    Args:
+        x: images, shape (B, 3, H, W), float in [0, 1].
+        quality: JPEG quality per sample, shape (B,) or scalar, in [1, 100].
+
+    Returns:
+        Shape (B, 3, H, W), same dtype.
+
+    Example:
+        >>> jpeg_surrogate(torch.rand(2, 3, 20, 12), torch.tensor([10, 80])).shape
+        torch.Size([2, 3, 20, 12])
+    """
+    check_image(x, check_values=False)
+    b, _, h, w = x.shape
+    q = _quality_vector(quality, b)
+    tables = jpeg_quant_tables(q).to(x.device)
+    v = x * 255.0
+    r, g, bl = v[:, 0], v[:, 1], v[:, 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * bl - 128.0
+    cb = -0.168735892 * r - 0.331264108 * g + 0.5 * bl
+    cr = 0.5 * r - 0.418687589 * g - 0.081312411 * bl
+    hp, wp = -(-h // 16) * 16, -(-w // 16) * 16
+    planes = F.pad(torch.stack((y, cb, cr), 1), (0, wp - w, 0, hp - h), mode="replicate")
+    y_rec = _block_quantise(planes[:, 0], tables[:, 0])
+    chroma = F.avg_pool2d(planes[:, 1:], 2)
+    cb_rec = _block_quantise(chroma[:, 0], tables[:, 1])
+    cr_rec = _block_quantise(chroma[:, 1], tables[:, 1])
+    chroma = F.interpolate(torch.stack((cb_rec, cr_rec), 1), scale_factor=2, mode="bilinear", align_corners=False)
+    y_rec = y_rec[:, :h, :w] + 128.0
+    cb_rec, cr_rec = chroma[:, 0, :h, :w], chroma[:, 1, :h, :w]
+    out = torch.stack(
+        (y_rec + 1.402 * cr_rec, y_rec - 0.344136286 * cb_rec - 0.714136286 * cr_rec, y_rec + 1.772 * cb_rec), 1
+    )
+    return (out / 255.0).clamp(0.0, 1.0)
+
+
+def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
+    """libjpeg round trip on the CPU: Pillow encodes (the original's own encoder), torchvision decodes.
+
+    Pillow's encoder is used because ``torchvision.io.encode_jpeg`` writes byte-identical files but is an order of
+    magnitude slower on the CPU; ``decode_jpeg`` (libjpeg-turbo, islow IDCT, fancy upsampling) decodes them
+    bit-identically to Pillow, faster. ``hwc`` is (B, H, W, 3) uint8; returns (B, 3, H, W) uint8.
+    """
+    from PIL import Image
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    data = []
+    for img, q in zip(hwc.numpy(), quality):
+        buf = io.BytesIO()
+        Image.fromarray(img, "RGB").save(buf, format="JPEG", quality=int(q))
+        data.append(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8))
+    return torch.stack(decode_jpeg(data, mode=ImageReadMode.RGB))
+
+
+def _codec_cuda(u8: Tensor, quality: Tensor) -> Tensor:  # pragma: no cover - needs a GPU (nvJPEG)
+    """nvJPEG round trip, batched per distinct quality."""
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+
+    out = torch.empty_like(u8)
+    for qv in torch.unique(quality).tolist():
+        idx = (quality == qv).nonzero().flatten().tolist()
+        encoded = encode_jpeg([u8[i] for i in idx], quality=int(qv))
+        decoded = decode_jpeg([e.cpu() for e in encoded], mode=ImageReadMode.RGB, device=u8.device)
+        out[idx] = torch.stack(decoded)
+    return out
+
+
+def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") -> Tensor:
+    """JPEG encode and decode each image at its own quality (spec 2.16).
+
+    Images are quantised to 8 bit by rounding (exact for images already on the 8-bit grid), encoded as baseline
+    JPEG with libjpeg's standard tables scaled by ``quality``, 4:2:0 chroma subsampling and the islow DCT, and decoded
+    with the islow IDCT and fancy upsampling. On the CPU the images are encoded with Pillow (exactly the original's
+    ``PIL.Image.save(format="JPEG", quality=q)``) and decoded with ``torchvision.io.decode_jpeg`` (libjpeg-turbo),
+    which is bit-identical to Pillow's decoder (checked in the tests; ``torchvision.io.encode_jpeg`` writes
+    byte-identical files, 4:2:0 as well, but is much slower on the CPU). On CUDA with ``codec="auto"`` the images are coded with nvJPEG in batches of equal
+    quality: fast, but not bit-exact with libjpeg (different DCT/upsampling implementations); ``codec="cpu"`` forces
+    the exact CPU path for CUDA tensors.
+
+    Gradient: the value is the codec output; the gradient is that of :func:`jpeg_surrogate` (straight-through onto
+    a differentiable JPEG model). The surrogate is only evaluated when a gradient is needed.
+
+    Args:
+        x: images, shape (B, 3, H, W), float in [0, 1].
+        quality: JPEG quality per sample, shape (B,) or scalar, in [1, 100] (fractional values are rounded).
+        codec: ``"auto"`` (nvJPEG for CUDA tensors, libjpeg otherwise) or ``"cpu"`` (always libjpeg).
+
+    Returns:
+        Decoded images, shape (B, 3, H, W), same dtype and device, values on the 8-bit grid ``k / 255``.
+
+    Raises:
+        ValueError: quality outside [1, 100], wrong shapes, unknown codec.
+
+    Example:
+        >>> jpeg_compression(torch.rand(2, 3, 16, 16), torch.tensor([25, 80])).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    check_image(x, check_values=False)
+    if codec not in ("auto", "cpu"):
+        raise ValueError(f"codec: expected 'auto' or 'cpu', got {codec!r}")
+    q = _quality_vector(quality, x.shape[0])
+    if x.is_cuda and codec == "auto":  # pragma: no cover - needs a GPU
+        dec = _codec_cuda(torch.round(x.detach().clamp(0.0, 1.0) * 255.0).to(torch.uint8).contiguous(), q)
+    else:
+        hwc = torch.round(x.detach().permute(0, 2, 3, 1).clamp(0.0, 1.0) * 255.0).to("cpu", torch.uint8)
+        dec = _codec_cpu(hwc.contiguous(), q.tolist()).to(x.device)
+    out = dec.to(x.dtype).div_(255.0)
+    if _needs_grad(x):
+        return _value_with_grad_of(out, jpeg_surrogate(x, q))
+    return out
+
+
+def jpeg_roundtrip(x: Tensor, quality: Tensor | float, codec: str = "auto") -> Tensor:
+    """The released-data JPEG round trip (save as JPEG at ``quality``, usually 85, and decode).
+
+    The original saved every ImageNet-C and Tiny-ImageNet-C image with PIL at quality 85 (``optimize=True`` only
+    changes the Huffman tables, which is lossless). Same codec and gradient as :func:`jpeg_compression`.
+
+    Args:
+        x: images, shape (B, 3, H, W), float in [0, 1] (normally already truncated to the 8-bit grid).
+        quality: JPEG quality per sample, shape (B,) or scalar, in [1, 100].
+        codec: ``"auto"`` or ``"cpu"`` (see :func:`jpeg_compression`).
+
+    Returns:
+        Shape (B, 3, H, W), same dtype and device.
+
+    Example:
+        >>> jpeg_roundtrip(torch.rand(2, 3, 16, 16), torch.full((2,), 85)).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    return jpeg_compression(x, quality, codec=codec)
+
+
+# ---------------------------------------------------------------------------------------------------- pixelate
+
+_PREC = 22  # Pillow's fixed-point precision for 8-bit resampling (32 - 8 - 2 bits)
+
+
+@functools.lru_cache(maxsize=512)
+def _box_windows(n: int, m: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Pillow ``BOX`` coefficients for resizing ``n`` -> ``m`` pixels along one axis (spec H6).
+
+    Follows Pillow's ``precompute_coeffs`` arithmetic (window centre ``(j + 0.5) * n / m``, support ``scale / 2``,
+    tap ``x`` kept when ``-0.5 < (x - centre + 0.5) / scale <= 0.5``) and its 8-bit normalisation (weights
+    ``int(0.5 + w * 2**22)``). A box row's taps are contiguous and share one weight.
+
+    Returns:
+        ``(start, stop, k)``, each (m,) int64: output ``j`` averages inputs ``start[j]:stop[j]`` with fixed-point
+        weight ``k[j]``.
+    """
+    scale = n / m
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
+    ss = 1.0 / filterscale
+    start = torch.zeros(m, dtype=torch.int64)
+    stop = torch.zeros(m, dtype=torch.int64)
+    k = torch.zeros(m, dtype=torch.int64)
+    for j in range(m):
+        center = (j + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), n)
+        taps = [xi for xi in range(xmin, xmax) if -0.5 < (xi - center + 0.5) * ss <= 0.5]
+        if not taps or taps != list(range(taps[0], taps[-1] + 1)):
+            raise AssertionError(f"unexpected BOX window {taps} for {n}->{m}")  # pragma: no cover
+        start[j], stop[j] = taps[0], taps[-1] + 1
+        k[j] = int(0.5 + (1.0 / len(taps)) * (1 << _PREC))
+    return start, stop, k
+
+
+def pixelate_sizes(height: int, width: int, factor: Tensor) -> Tensor:
+    """Intermediate sizes ``(int(H * c), int(W * c))`` per sample (truncation, at least 1).
+
+    Args:
+        height: image height H.
+        width: image width W.
+        factor: (B,) downscale factors in (0, 1].
+
+    Returns:
+        (B, 2) int64 ``(side_h, side_w)``.
+
+    Example:
+        >>> pixelate_sizes(224, 224, torch.tensor([0.6, 0.25], dtype=torch.float64)).tolist()
+        [[134, 134], [56, 56]]
+    """
+    c = factor.detach().to("cpu", torch.float64).reshape(-1)
+    sh = torch.floor(height * c).to(torch.int64).clamp_min(1)
+    sw = torch.floor(width * c).to(torch.int64).clamp_min(1)
+    return torch.stack((sh, sw), 1)
+
+
+def _axis_plan(n: int, sides: list[int], device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-sample windows of the downscale n -> side (padded to the largest side with empty windows) and the
+    nearest-neighbour source index of the upscale side -> n. Shapes (B, M), (B, M), (B, M), (B, n)."""
+    mx = max(sides)
+    start = torch.zeros(len(sides), mx, dtype=torch.int64)
+    stop = torch.zeros(len(sides), mx, dtype=torch.int64)
+    k = torch.zeros(len(sides), mx, dtype=torch.int64)
+    up = torch.zeros(len(sides), n, dtype=torch.int64)
+    for i, s in enumerate(sides):
+        start[i, :s], stop[i, :s], k[i, :s] = _box_windows(n, s)
+        ustart, ustop, uk = _box_windows(s, n)
+        if not (bool((ustop - ustart == 1).all()) and bool((uk == (1 << _PREC)).all())):
+            raise AssertionError(f"BOX upscale {s}->{n} is expected to be nearest-neighbour")  # pragma: no cover
+        up[i] = ustart
+    return start.to(device), stop.to(device), k.to(device, torch.float64), up.to(device)
+
+
+def _window_sums(v: Tensor, start: Tensor, stop: Tensor, dim: int) -> Tensor:
+    """Sums of ``v`` over per-sample windows along ``dim`` (-1 or -2) from a cumulative sum (exact for 8-bit ints)."""
+    pad = (1, 0) if dim == -1 else (0, 0, 1, 0)
+    csum = F.pad(torch.cumsum(v, dim=dim), pad)
+    return _take(csum, stop, dim) - _take(csum, start, dim)
+
+
+def _take(v: Tensor, index: Tensor, dim: int) -> Tensor:
+    """Gather along ``dim`` (-1 or -2) with a per-sample (B, M) index shared by channels and the other axis."""
+    b, c, h, w = v.shape
+    if dim == -1:
+        return v.gather(3, index.view(b, 1, 1, -1).expand(b, c, h, index.shape[1]))
+    return v.gather(2, index.view(b, 1, -1, 1).expand(b, c, index.shape[1], w))
+
+
+def _round_pass(sums: Tensor, k: Tensor) -> Tensor:
+    """Pillow's rounding of one 8-bit pass: ``clip((sum * k + 2**21) >> 22, 0, 255)``, exact in float64."""
+    acc = sums.to(torch.float64) * k + float(1 << (_PREC - 1))
+    return torch.floor(acc * (1.0 / (1 << _PREC))).clamp_(0.0, 255.0)
+
+
+def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
+    """Pixelate: PIL ``BOX`` resize to ``int(S * c)`` and back (spec 2.17, H6), exact 8-bit model.
+
+    The image is quantised to 8 bit (rounding; exact for 8-bit inputs). Downscale: each output pixel averages, with
+    equal weights, the input pixels whose centres lie in its box window; two separable passes (width first, then
+    height), each in Pillow's 22-bit fixed point with round-half-up and clamping to uint8 after the pass. Upscale:
+    nearest neighbour with source index ``floor((j + 0.5) * side / S)`` (what ``BOX`` reduces to when enlarging).
+    Per-sample factors give per-sample intermediate sizes (continuous severities). Non-square images use
+    ``int(H * c)`` by ``int(W * c)``; the original's hard-coded ``int(224 * c)`` is the square special case. The
+    width-first pass order is Pillow's up to 12.x (the original pinned 5.0); Pillow >= 13 runs the height pass first
+    when ``H - h > 2 (W - w)``, which never happens for square images.
+
+    Gradient: straight-through: the value is the exact 8-bit result, the gradient that of the float box average
+    (no rounding) followed by the same nearest-neighbour upscale.
+
+    Args:
+        x: images, shape (B, 3, H, W), float in [0, 1].
+        factor: downscale factor per sample, shape (B,) or scalar, in (0, 1].
+
+    Returns:
+        Shape (B, 3, H, W), same dtype, values on the 8-bit grid ``k / 255``.
+
+    Raises:
+        ValueError: factor outside (0, 1] or wrongly shaped.
+
+    Example:
+        >>> pixelate(torch.rand(2, 3, 32, 32), torch.tensor([0.95, 0.65])).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    check_image(x, check_values=False)
+    b, c, h, w = x.shape
+    fac = _vector(factor, b, "factor", torch.float64, "cpu")
+    if bool(((fac <= 0) | (fac > 1)).any()):
+        raise ValueError(f"factor: expected values in (0, 1], got {fac.tolist()}")
+    sizes = pixelate_sizes(h, w, fac)
+    h0, h1, hk, hup = _axis_plan(h, sizes[:, 0].tolist(), x.device)
+    w0, w1, wk, wup = _axis_plan(w, sizes[:, 1].tolist(), x.device)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32  # window sums of 8-bit ints are exact
+    u = torch.round(x.detach().to(work).clamp(0.0, 1.0) * 255.0)
+    t = _round_pass(_window_sums(u, w0, w1, -1), wk.view(b, 1, 1, -1)).to(work)  # (B, C, H, Mw)
+    t = _round_pass(_window_sums(t, h0, h1, -2), hk.view(b, 1, -1, 1)).to(work)  # (B, C, Mh, Mw)
+    out = (_take(_take(t, wup, -1), hup, -2) / 255.0).to(x.dtype)
+    if _needs_grad(x):
+        cw = (w1 - w0).clamp_min(1).to(x.dtype).view(b, 1, 1, -1)
+        ch = (h1 - h0).clamp_min(1).to(x.dtype).view(b, 1, -1, 1)
+        avg = _window_sums(_window_sums(x, w0, w1, -1) / cw, h0, h1, -2) / ch
+        return _value_with_grad_of(out, _take(_take(avg, wup, -1), hup, -2))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- elastic
+
+
+def _bilinear(img: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
+    """Bilinear sample ``img`` at float pixel positions with a symmetric boundary (float64 ``grid_sample``).
+
+    Linear interpolation of a symmetrically extended signal equals interpolation at the reflected coordinate, so
+    OpenCV's tap-wise ``BORDER_REFLECT_101`` is ``grid_sample(padding_mode="reflection", align_corners=True)`` and
+    SciPy's ``mode='reflect'`` (half-sample symmetric) is the same with ``align_corners=False`` (checked against both
+    libraries in the tests). Sampling runs in float64 (no coordinate round-off), the result is cast back.
+
+    Args:
+        img: (B, C, H, W).
+        rows: (B, Ho, Wo) float64 row positions (pixel centres at integers).
+        cols: (B, Ho, Wo) float64 column positions.
+        mode: ``"mirror"`` (reflect-101) or ``"reflect"`` (half-sample symmetric).
+
+    Returns:
+        (B, C, Ho, Wo) in ``img``'s dtype.
+    """
+    h, w = img.shape[-2:]
+    if mode == "mirror":
+        gx = cols * (2.0 / max(w - 1, 1)) - 1.0
+        gy = rows * (2.0 / max(h - 1, 1)) - 1.0
+    elif mode == "reflect":
+        gx = (2.0 * cols + 1.0) / w - 1.0
+        gy = (2.0 * rows + 1.0) / h - 1.0
+    else:
+        raise ValueError(f"mode: expected 'mirror' or 'reflect', got {mode!r}")
+    grid = torch.stack((gx, gy), dim=-1).to(torch.float64)
+    out = F.grid_sample(
+        img.to(torch.float64), grid, mode="bilinear", padding_mode="reflection", align_corners=(mode == "mirror")
+    )
+    return out.to(img.dtype)
+
+
+def _affine_points(height: int, width: int) -> Tensor:
+    """The original's source triangle as (3, 2) float32 ``(x, y)`` points (generalised to non-square images)."""
+    cx, cy = float(width // 2), float(height // 2)
+    q = float(min(height, width) // 3)
+    pts = [[cx + q, cy + q], [cx + q, cy - q], [cx - q, cy - q]]
+    return torch.tensor(pts, dtype=torch.float32)
+
+
+def elastic_affine_coords(
+    offsets: Tensor, height: int, width: int, opencv_fixed_point: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Source positions of OpenCV ``warpAffine(getAffineTransform(P, P + offsets))`` for every output pixel.
+
+    ``P`` is the original's triangle: centre ``(W // 2, H // 2)``, half-size ``q = min(H, W) // 3``, points
+    ``(cx+q, cy+q), (cx+q, cy-q), (cx-q, cy-q)`` (the original uses ``(H // 2, W // 2)`` as ``(x, y)``, which is the
+    same for the square images it supports). ``P + offsets`` is formed in float32 as the original does. The forward
+    matrix is solved in float64 and inverted with OpenCV's formula. With ``opencv_fixed_point`` (default, OpenCV 3.4 /
+    4.x up to 4.10, which the original pinned) the positions follow ``warpAffine``'s fixed-point arithmetic: each term
+    rounded to 1/1024 px, the sum floored to 1/32 px (``INTER_BITS = 5``). Without it, positions are exact float64 (as
+    OpenCV >= 4.11's float kernels compute them).
+
+    Args:
+        offsets: (B, 3, 2) perturbations of the destination triangle in pixels, ``(dx, dy)`` per point.
+        height: image height H.
+        width: image width W.
+        opencv_fixed_point: emulate OpenCV's 1/32-pixel coordinate quantisation.
+
+    Returns:
+        ``(rows, cols)``, each (B, H, W) float64 on ``offsets``' device.
+
+    Example:
+        >>> r, c = elastic_affine_coords(torch.zeros(1, 3, 2), 8, 8)
+        >>> bool((r[0] == torch.arange(8.0).view(8, 1)).all()), r.shape
+        (True, torch.Size([1, 8, 8]))
+    """
+    check_shape(offsets, "B 3 2", "offsets")
+    dev = offsets.device
+    src = _affine_points(height, width).to(dev)
+    dst = (src.unsqueeze(0) + offsets.detach().to(torch.float32)).to(torch.float64)
+    src64 = src.to(torch.float64)
+    a = torch.cat((src64, torch.ones(3, 1, dtype=torch.float64, device=dev)), 1)  # (3, 3) rows (x, y, 1)
+    sol = torch.linalg.solve(a.unsqueeze(0).expand(dst.shape[0], 3, 3), dst)  # (B, 3, 2)
+    m0, m1, m2 = sol[:, 0, 0], sol[:, 1, 0], sol[:, 2, 0]
+    m3, m4, m5 = sol[:, 0, 1], sol[:, 1, 1], sol[:, 2, 1]
+    det = m0 * m4 - m1 * m3
+    det = torch.where(det != 0, 1.0 / torch.where(det != 0, det, torch.ones_like(det)), torch.zeros_like(det))
+    i0, i4 = m4 * det, m0 * det
+    i1, i3 = m1 * (-det), m3 * (-det)
+    i2 = -i0 * m2 - i1 * m5
+    i5 = -i3 * m2 - i4 * m5
+    xs = torch.arange(width, dtype=torch.float64, device=dev).view(1, 1, -1)
+    ys = torch.arange(height, dtype=torch.float64, device=dev).view(1, -1, 1)
+    v = [t.view(-1, 1, 1) for t in (i0, i1, i2, i3, i4, i5)]
+    if opencv_fixed_point:
+        ab, half = 1024.0, 16.0  # AB_SCALE = 2**10; round_delta = AB_SCALE / INTER_TAB_SIZE / 2
+        adelta = torch.round(v[0] * xs * ab)
+        bdelta = torch.round(v[3] * xs * ab)
+        x0 = torch.round((v[1] * ys + v[2]) * ab) + half
+        y0 = torch.round((v[4] * ys + v[5]) * ab) + half
+        cols = torch.floor((x0 + adelta) / 32.0) / 32.0
+        rows = torch.floor((y0 + bdelta) / 32.0) / 32.0
+    else:
+        cols = v[0] * xs + (v[1] * ys + v[2])
+        rows = v[3] * xs + (v[4] * ys + v[5])
+    return rows, cols
+
+
+def _reflect_gaussian_matrix(kernel: Tensor, n: int) -> Tensor:
+    """(B, n, n) matrices ``G`` with ``G @ v`` = correlation with ``kernel`` under SciPy ``'reflect'`` (any width).
+
+    Uses the period-``2n`` folding of the half-sample symmetric extension: ``G[i, j] = wf((j - i) mod 2n) +
+    wf((2n - 1 - j - i) mod 2n)`` where ``wf`` is the kernel folded modulo ``2n``.
+    """
+    b, k = kernel.shape
+    r = (k - 1) // 2
+    period = 2 * n
+    pos = torch.remainder(torch.arange(-r, r + 1, device=kernel.device), period)
+    folded = torch.zeros(b, period, dtype=kernel.dtype, device=kernel.device).index_add_(1, pos, kernel)
+    i = torch.arange(n, device=kernel.device).view(-1, 1)
+    j = torch.arange(n, device=kernel.device).view(1, -1)
+    return folded[:, torch.remainder(j - i, period)] + folded[:, torch.remainder(period - 1 - j - i, period)]
+
+
+def elastic_displacement(noise: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+    """Smoothed displacement fields ``alpha * G_sigma(noise)`` cast to float32 (spec 2.18 step 2).
+
+    ``G_sigma`` is ``skimage.filters.gaussian(mode='reflect', truncate=3)``: radius ``int(3 sigma + 0.5)``, which can
+    be far larger than the image (repeated half-sample reflection, exact here by folding the kernel).
+
+    Args:
+        noise: (B, 2, H, W) fields in [-1, 1] (channel 0 -> column displacement dx, 1 -> row displacement dy).
+        alpha: (B,) displacement scale >= 0.
+        sigma: (B,) smoothing sigma >= 0 (0 = no smoothing).
+
+    Returns:
+        (B, 2, H, W) float32 displacements in pixels.
+
+    Example:
+        >>> elastic_displacement(torch.rand(2, 2, 8, 8) * 2 - 1, torch.tensor([1.0, 2.0]), torch.tensor([0.5, 9.0])).shape
+        torch.Size([2, 2, 8, 8])
+    """
+    check_shape(noise, "B 2 H W", "noise")
+    b, _, h, w = noise.shape
+    nz = noise.to(torch.float64)
+    sig = _vector(sigma, b, "sigma", torch.float64, nz.device)
+    alp = _vector(alpha, b, "alpha", torch.float64, nz.device)
+    if bool((sig < 0).any()) or bool((alp < 0).any()):
+        raise ValueError(f"alpha and sigma must be >= 0, got alpha={alp.tolist()}, sigma={sig.tolist()}")
+    radius = int(torch.floor(3.0 * sig.max() + 0.5))
+    if 2 * radius + 1 <= min(31, h, w):
+        smooth = gaussian_filter2d(nz, sig, truncate=3.0, mode="reflect")
+    else:
+        kernel = gaussian_kernel1d(sig, truncate=3.0)
+        gh = _reflect_gaussian_matrix(kernel, h).unsqueeze(1)
+        gw = _reflect_gaussian_matrix(kernel, w).unsqueeze(1)
+        smooth = gh @ nz @ gw.transpose(-1, -2)
+    return (smooth * alp.view(-1, 1, 1, 1)).to(torch.float32)
+
+
+def elastic_transform(
+    x: Tensor,
+    alpha: Tensor | float,
+    sigma: Tensor | float,
+    offsets: Tensor,
+    seed: Tensor | None = None,
+    *,
+    noise: Tensor | None = None,
+    opencv_fixed_point: bool = True,
+) -> Tensor:
+    """The original ImageNet-C elastic transform: random affine, then smoothed random displacements (spec 2.18).
+
+    1. Affine: OpenCV ``warpAffine`` of the image with the transform mapping the triangle ``P`` to ``P + offsets``
+       (:func:`elastic_affine_coords`), bilinear, border reflect-101.
+    2. Displacements ``dx, dy = alpha * G_sigma(U)`` from two uniform fields in [-1, 1] (:func:`elastic_displacement`).
+    3. SciPy ``map_coordinates(order=1, mode='reflect')`` of the warped image at ``(row + dy, col + dx)``
+       (half-sample symmetric boundary); clip to [0, 1].
+
+    Args:
+        x: images, shape (B, 3, H, W), float in [0, 1].
+        alpha: displacement scale per sample, shape (B,) or scalar, >= 0.
+        sigma: displacement smoothing per sample, shape (B,) or scalar, >= 0.
+        offsets: (B, 3, 2) affine control-point perturbations in pixels (``U(-r, r)`` in the original).
+        seed: (B,) int64 seeds of the uniform fields (stream :data:`ELASTIC_FIELD_STREAM`); ignored if ``noise``.
+        noise: optional (B, 2, H, W) fields in [-1, 1] used instead of the seeded ones (dx field first, as drawn).
+        opencv_fixed_point: quantise affine source positions to 1/32 px like OpenCV <= 4.10 (the original's 3.4).
+
+    Returns:
+        Shape (B, 3, H, W), same dtype, in [0, 1].
+
+    Raises:
+        ValueError: wrong shapes, negative alpha/sigma, or neither ``seed`` nor ``noise``.
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> elastic_transform(x, 2.0, 1.0, torch.zeros(2, 3, 2), torch.tensor([0, 1])).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    check_image(x, check_values=False)
+    b, _, h, w = x.shape
+    check_shape(offsets, "B 3 2", "offsets")
+    check_batch_param(offsets, b, "offsets")
+    if noise is None:
+        if seed is None:
+            raise ValueError("elastic_transform needs per-sample `seed` (B,) int64 or explicit `noise` (B, 2, H, W)")
+        check_batch_param(seed, b, "seed")
+        noise = field_uniform(seed, (2, h, w), ELASTIC_FIELD_STREAM, dtype=torch.float64, device=x.device) * 2 - 1
+    else:
+        check_shape(noise, "B 2 H W", "noise")
+        if tuple(noise.shape) != (b, 2, h, w):
+            raise ValueError(f"noise: expected shape {(b, 2, h, w)}, got {tuple(noise.shape)}")
+    rows, cols = elastic_affine_coords(offsets.to(x.device), h, w, opencv_fixed_point)
+    warped = _bilinear(x, rows, cols, "mirror")
+    disp = elastic_displacement(noise.to(x.device), alpha, sigma).to(torch.float64)
+    ys = torch.arange(h, dtype=torch.float64, device=x.device).view(1, -1, 1)
+    xs = torch.arange(w, dtype=torch.float64, device=x.device).view(1, 1, -1)
+    out = _bilinear(warped, ys + disp[:, 1], xs + disp[:, 0], "reflect")
+    return out.clamp(0.0, 1.0)
