@@ -19,15 +19,22 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_batch_param, check_shape
-from ._common import straight_through
-from ._rng import stream_id
-from .filters import boundary_index
+from ._common import straight_through, truncate_uint8
+from ._rng import MASK32, field_uniform, stream_id
+from .filters import boundary_index, gaussian_filter2d, separable_filter2d
 
 __all__ = [
     "clipped_zoom",
+    "defocus_blur",
+    "disk_kernel",
+    "gaussian_blur",
+    "glass_blur",
+    "glass_displacements",
+    "glass_shuffle_index",
     "motion_blur",
     "motion_blur_taps",
     "zoom_blur",
@@ -87,7 +94,12 @@ def _fft_correlate(xp: Tensor, weight: Tensor, dy: Tensor, dx: Tensor) -> Tensor
     g = torch.zeros(b, h * w, dtype=xp.dtype, device=dev)
     g.scatter_add_(1, pos, weight.to(device=dev, dtype=xp.dtype))
     spec = torch.fft.rfft2(g.view(b, 1, h, w))
-    return torch.fft.irfft2(torch.fft.rfft2(xp) * spec, s=(h, w))
+    img = torch.fft.rfft2(xp.contiguous())
+    # Complex product in real arithmetic: ATen's vectorised complex multiply rounds differently in its scalar tail,
+    # which would make a sample's result depend on the batch composition (bitwise replay across batch sizes).
+    ar, ai, br, bi = img.real, img.imag, spec.real, spec.imag
+    prod = torch.complex(ar * br - ai * bi, ar * bi + ai * br)
+    return torch.fft.irfft2(prod, s=(h, w))
 
 
 def _pad_index(x: Tensor, pad: int, mode: str) -> Tensor:
@@ -162,6 +174,7 @@ def motion_blur(
     sigma: Tensor | float,
     angle: Tensor | float,
     quantize: bool = True,
+    pad: int | None = None,
 ) -> Tensor:
     """ImageMagick motion blur (``MagickMotionBlurImage(radius, sigma, angle)``, spec H5) of a batch of layers.
 
@@ -183,6 +196,10 @@ def motion_blur(
         sigma: (B,) or scalar standard deviation of the half-Gaussian, >= 0.
         angle: (B,) or scalar direction in degrees (0 = kernel reads to the right, 90 = downward).
         quantize: apply the Q16 -> 8 bit output quantisation (values ``k / 255``).
+        pad: edge padding of the FFT planes (at least the largest tap offset, which is the default). The value does
+            not change the result mathematically, but the FFT size sets its float rounding: pass a fixed value (for
+            example ``2 * ceil(max radius)``) to make a sample's output bitwise independent of the other samples in
+            the batch.
 
     Returns:
         Blurred layers, shape (B, C, H, W), same dtype as ``x`` (half precision is computed in float32).
@@ -200,7 +217,10 @@ def motion_blur(
     xc = x if x.dtype in (torch.float32, torch.float64) else x.float()
     b, _, h, w = xc.shape
     k, dy, dx = motion_blur_taps(radius, sigma, angle, batch=b)
-    pad = int(torch.maximum(dy.abs().max(), dx.abs().max()))
+    need = int(torch.maximum(dy.abs().max(), dx.abs().max()))
+    if pad is not None and int(pad) < need:
+        raise ValueError(f"pad: expected at least the largest tap offset {need}, got {pad}")
+    pad = need if pad is None else int(pad)
     xp = _pad_index(xc, pad, "nearest") if pad > 0 else xc
     out = _fft_correlate(xp, k, dy, dx)[..., pad : pad + h, pad : pad + w]
     if quantize:
@@ -212,49 +232,40 @@ def motion_blur(
 
 
 # ----------------------------------------------------------------------------------------------- H4 clipped zoom
-def _zoom_axis(n: int, zoom: Tensor) -> tuple[Tensor, Tensor]:
-    """Source rows (B, n) int64 and fractions (B, n) float64 of the centre zoom along one axis of length ``n``.
+def _zoom_geometry(n: int, z: float) -> tuple[int, int, int, int]:
+    """``(top, ch, o, trim)`` of the centre zoom along an axis of length ``n`` (Python floats, as the original).
 
-    ``ch = ceil(n / z)``, ``top = (n - ch) // 2``, ``o = round(ch * z)`` (half to even, as Python's ``round``),
-    ``trim = (o - n) // 2``; output ``i`` samples ``top + (i + trim) * (ch - 1) / (o - 1)`` (align corners).
+    ``ch = ceil(n / z)``, ``top = (n - ch) // 2``, ``o = round(ch * z)`` (Python's half-to-even ``round``, as in
+    ``scipy.ndimage.zoom``), ``trim = (o - n) // 2``.
     """
-    z = zoom.unsqueeze(1)
-    ch = torch.ceil(n / z)
-    top = torch.floor((n - ch) / 2)
-    o = torch.round(ch * z)
-    trim = torch.floor((o - n) / 2)
-    scale = torch.where(o > 1, (ch - 1) / (o - 1).clamp_min(1), torch.zeros_like(ch))
-    i = torch.arange(n, dtype=torch.float64, device=zoom.device).unsqueeze(0)
-    pos = (i + trim) * scale
-    base = torch.floor(pos)
-    frac = pos - base
-    idx = (base + top).to(torch.int64).clamp(0, n - 1)
-    return idx, frac
+    ch = int(math.ceil(n / z))
+    top = (n - ch) // 2
+    o = int(round(ch * z))
+    return top, ch, o, (o - n) // 2
 
 
-def _lerp_axis(x: Tensor, idx: Tensor, frac: Tensor, dim: int) -> Tensor:
-    """Linear interpolation of ``x`` (B, C, H, W) along ``dim`` at per-sample rows ``idx + frac`` ((B, n))."""
-    n = x.shape[dim]
-    b, c = x.shape[:2]
-    shape = [b, 1, 1, 1]
-    shape[dim] = idx.shape[1]
-    full = list(x.shape)
-    full[dim] = idx.shape[1]
-    i0 = idx.view(shape).expand(full)
-    i1 = (idx + 1).clamp(max=n - 1).view(shape).expand(full)
-    f = frac.to(x.dtype).view(shape)
-    a = x.gather(dim, i0)
-    return a + f * (x.gather(dim, i1) - a)
+def _zoom_same(x: Tensor, z: float) -> Tensor:
+    """Clipped zoom of every sample of ``x`` by the same factor ``z``."""
+    h, w = x.shape[-2:]
+    top_h, ch_h, o_h, trim_h = _zoom_geometry(h, z)
+    top_w, ch_w, o_w, trim_w = _zoom_geometry(w, z)
+    if (ch_h, o_h, ch_w, o_w) == (h, h, w, w):
+        return x.clone()
+    crop = x[..., top_h : top_h + ch_h, top_w : top_w + ch_w]
+    zoomed = F.interpolate(crop, size=(o_h, o_w), mode="bilinear", align_corners=True)
+    return zoomed[..., trim_h : trim_h + h, trim_w : trim_w + w]
 
 
 def clipped_zoom(x: Tensor, zoom: Tensor | float) -> Tensor:
     """Centre zoom of the original (``clipped_zoom``, spec H4) with per-sample zoom factors.
 
     Per axis of length ``n``: crop ``ch = ceil(n / z)`` pixels starting at ``top = (n - ch) // 2``, resize them to
-    ``o = round(ch * z)`` pixels with SciPy's ``zoom(order=1)`` (linear, align corners: output ``i`` reads input
-    ``i * (ch - 1) / (o - 1)``), keep ``n`` pixels starting at ``trim = (o - n) // 2``. As ``o`` is ``n`` or
-    ``n + 1`` almost always, the kept window is top-left aligned (quirk 8), reproduced. Implemented as one
-    separable linear resampling (two gathers per axis), no intermediate crop.
+    ``o = round(ch * z)`` pixels with SciPy's ``zoom(order=1)`` semantics (linear, align corners: output ``i`` reads
+    crop position ``i * (ch - 1) / (o - 1)``), keep ``n`` pixels starting at ``trim = (o - n) // 2``. As ``o`` is
+    ``n`` or ``n + 1`` almost always, the kept window is top-left aligned (quirk 8), reproduced. The resampling is
+    ``torch.nn.functional.interpolate(mode="bilinear", align_corners=True)`` on the crop, which uses exactly these
+    coordinates (computed in the input's precision: float64 matches SciPy to 1e-15, float32 to about 2e-5).
+    Samples that share a factor are zoomed in one call (one call per distinct factor).
 
     The original assumes square images and uses the height for both axes; here each axis uses its own length,
     which equals the original on square images (and equals ``imagecorruptions``' per-axis crop whenever trim is 0).
@@ -274,13 +285,17 @@ def clipped_zoom(x: Tensor, zoom: Tensor | float) -> Tensor:
         torch.Size([2, 3, 32, 24])
     """
     _check_layers(x)
-    z = _per_sample(zoom, x.shape[0], "zoom", device=x.device)
+    z = _per_sample(zoom, x.shape[0], "zoom").cpu()
     if not torch.isfinite(z).all() or (z < 1).any():
         raise ValueError(f"zoom: expected finite factors >= 1, got {z.tolist()}")
-    h, w = x.shape[-2:]
-    iy, fy = _zoom_axis(h, z)
-    ix, fx = _zoom_axis(w, z)
-    return _lerp_axis(_lerp_axis(x, iy, fy, 2), ix, fx, 3)
+    values = torch.unique(z)
+    if values.numel() == 1:
+        return _zoom_same(x, float(values[0]))
+    out = torch.empty_like(x)
+    for v in values.tolist():
+        idx = torch.nonzero(z == v).view(-1).to(x.device)
+        out.index_copy_(0, idx, _zoom_same(x.index_select(0, idx), v))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- zoom blur
@@ -355,16 +370,311 @@ def zoom_blur(x: Tensor, factors: Tensor, weights: Tensor | None = None) -> Tens
     if (wt < 0).any() or not torch.isfinite(wt).all():
         raise ValueError("weights: expected finite non-negative values")
     acc = torch.zeros_like(x)
-    active = (wt != 0).any(0).tolist()
+    wt_cpu = wt.cpu()
     for k in range(f.shape[1]):
-        if not active[k]:
+        wk = wt_cpu[:, k]
+        if not bool((wk != 0).any()):
             continue
-        zk = torch.where(wt[:, k] != 0, f[:, k], torch.ones_like(f[:, k]))
-        zoomed = clipped_zoom(x, zk)
-        wk = wt[:, k]
+        zoomed = clipped_zoom(x, torch.where(wk != 0, f[:, k].cpu(), torch.ones_like(wk)))
         if bool((wk == 1).all()):
-            acc = acc + zoomed
+            acc.add_(zoomed)
         else:
-            acc = acc + wk.to(x.dtype).view(-1, 1, 1, 1) * zoomed
+            acc.addcmul_(wk.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1), zoomed)
     norm = (1.0 + wt.sum(1)).to(x.dtype).view(-1, 1, 1, 1)
     return ((x + acc) / norm).clamp(0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------- gaussian blur
+def gaussian_blur(x: Tensor, sigma: Tensor | float) -> Tensor:
+    """Gaussian blur (spec 2.5): ``skimage.filters.gaussian`` per channel (H1: edge replicate, truncate 4), clipped.
+
+    Args:
+        x: images, shape (B, C, H, W), float in [0, 1].
+        sigma: (B,) or scalar standard deviation in pixels (0 = identity).
+
+    Returns:
+        (B, C, H, W), same dtype, in [0, 1]. Exact gradient.
+
+    Example:
+        >>> gaussian_blur(torch.rand(2, 3, 16, 16), torch.tensor([1.0, 0.4])).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    _check_layers(x)
+    s = _per_sample(sigma, x.shape[0], "sigma", device=x.device)
+    if (s < 0).any() or not torch.isfinite(s).all():
+        raise ValueError(f"sigma: expected finite values >= 0, got {s.tolist()}")
+    return gaussian_filter2d(x, s, truncate=4.0, mode="nearest").clamp(0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------- H2 defocus blur
+def _cv2_gaussian_kernel1d(sigma: Tensor, ksize: int) -> Tensor:
+    """``cv2.getGaussianKernel(ksize, sigma, CV_32F)`` per sample: (n,) float64 sigmas -> (n, ksize) float32.
+
+    Weights ``exp(-x^2 / (2 sigma^2))`` at ``x = i - (ksize - 1) / 2``, normalised in double and rounded to float32
+    (OpenCV 4's bit-exact kernel; OpenCV 3.4 normalised in float, an ulp-level difference). ``sigma <= 0`` uses
+    OpenCV's fixed binomial kernels for 3 and 5 taps.
+    """
+    pos = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2.0
+    s = sigma.clamp_min(1e-300).unsqueeze(1)
+    t = torch.exp((-0.5 / (s * s)) * pos * pos)
+    t = t / t.sum(1, keepdim=True)
+    fixed = {3: [0.25, 0.5, 0.25], 5: [0.0625, 0.25, 0.375, 0.25, 0.0625]}[ksize]
+    t = torch.where((sigma <= 0).unsqueeze(1), torch.tensor(fixed, dtype=torch.float64).expand_as(t), t)
+    return t.to(torch.float32)
+
+
+def disk_kernel(radius: Tensor | float, alias_blur: Tensor | float, batch: int | None = None) -> Tensor:
+    """Anti-aliased disk kernels of the original ``disk(radius, alias_blur)`` (spec H2), per sample, on the CPU.
+
+    1. Grid: ``-8 .. 8`` (17 x 17) with a 3 x 3 anti-alias kernel if ``radius <= 8``, else ``-R .. R`` with
+       ``R = ceil(radius)`` and a 5 x 5 anti-alias kernel (the original's ``arange(-radius, radius + 1)``, equal for
+       the integer radius 10 it uses; the ceiling keeps the grid integer for interpolated radii).
+    2. Binary disk ``x^2 + y^2 <= radius^2`` in float32, divided by its pixel count.
+    3. ``cv2.GaussianBlur`` of that array with ``sigmaX = sigmaY = alias_blur`` and OpenCV's default border
+       (reflect-101), in float32, rows then columns. The result is **not** renormalised: kernels whose disk touches
+       the grid border fold mass back in and sum to more than 1 (1.013 at radius 8, 1.011 at radius 10; quirk 6,
+       reproduced).
+
+    Kernels smaller than the batch maximum are zero-padded around the centre.
+
+    Args:
+        radius: (B,) or scalar disk radius in pixels, >= 0.
+        alias_blur: (B,) or scalar anti-alias sigma, >= 0 (0 = OpenCV's fixed binomial kernel).
+        batch: batch size when both arguments are scalars.
+
+    Returns:
+        (B, K, K) float32 correlation kernels (symmetric), ``K`` the largest grid of the batch.
+
+    Raises:
+        ValueError: negative or non-finite arguments.
+
+    Example:
+        >>> disk_kernel(torch.tensor([3.0, 10.0], dtype=torch.float64), 0.5).shape
+        torch.Size([2, 21, 21])
+    """
+    sizes = [t.numel() for t in (radius, alias_blur) if isinstance(t, Tensor) and t.dim() > 0]
+    b = batch if batch is not None else (max(sizes) if sizes else 1)
+    r = _per_sample(radius, b, "radius").cpu()
+    a = _per_sample(alias_blur, b, "alias_blur").cpu()
+    if (r < 0).any() or not torch.isfinite(r).all():
+        raise ValueError(f"radius: expected finite values >= 0, got {r.tolist()}")
+    if (a < 0).any() or not torch.isfinite(a).all():
+        raise ValueError(f"alias_blur: expected finite values >= 0, got {a.tolist()}")
+    half = torch.where(r <= 8, torch.full_like(r, 8.0), torch.ceil(r)).to(torch.int64)
+    k_max = 2 * int(half.max()) + 1
+    out = torch.zeros(b, k_max, k_max, dtype=torch.float32)
+    for hv in torch.unique(half).tolist():
+        sel = torch.nonzero(half == hv).view(-1)
+        g = 2 * hv + 1
+        lin = torch.arange(-hv, hv + 1, dtype=torch.float64)
+        rr = r[sel].view(-1, 1, 1)
+        disk = ((lin.view(1, 1, -1) ** 2 + lin.view(1, -1, 1) ** 2) <= rr * rr).to(torch.float32)
+        disk = disk / disk.sum((1, 2), keepdim=True)
+        ksize = 3 if hv == 8 else 5
+        k1 = _cv2_gaussian_kernel1d(a[sel], ksize)
+        # OpenCV filters rows (along x) first: filter the transposed array along H, then along W, transpose back.
+        blurred = separable_filter2d(disk.transpose(1, 2).unsqueeze(1), k1, k1, mode="mirror")
+        blurred = blurred.squeeze(1).transpose(1, 2)
+        off = (k_max - g) // 2
+        out[sel, off : off + g, off : off + g] = blurred
+    return out
+
+
+def defocus_blur(x: Tensor, radius: Tensor | float, alias_blur: Tensor | float, pad: int | None = None) -> Tensor:
+    """Defocus blur (spec 2.7): correlate each channel with the H2 disk kernel, reflect-101 border, clip.
+
+    Equivalent to the original's ``cv2.filter2D(x, -1, disk(radius, alias_blur))`` per channel (default border
+    ``BORDER_REFLECT_101``, repeated reflection when the kernel is larger than the image). Runs as one FFT
+    correlation per batch on the padded planes with per-sample kernels. The kernel is built in float32 as the
+    original does and cast to ``x``'s dtype.
+
+    Args:
+        x: images, shape (B, C, H, W), float in [0, 1].
+        radius: (B,) or scalar disk radius, >= 0.
+        alias_blur: (B,) or scalar anti-alias sigma, >= 0.
+        pad: reflect-101 padding of the FFT planes, at least the kernel half-size (the default). A fixed value
+            (e.g. the preset's largest) makes a sample's output bitwise independent of the rest of the batch.
+
+    Returns:
+        (B, C, H, W), same dtype, in [0, 1]. Exact gradient (linear up to the clip).
+
+    Example:
+        >>> defocus_blur(torch.rand(2, 3, 16, 16), torch.tensor([0.3, 1.5]), torch.tensor([0.4, 0.1])).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    _check_layers(x)
+    out_dtype = x.dtype
+    xc = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    b, _, h, w = xc.shape
+    kern = disk_kernel(radius, alias_blur, batch=b)
+    k = kern.shape[-1]
+    r = (k - 1) // 2
+    if pad is not None and int(pad) < r:
+        raise ValueError(f"pad: expected at least the kernel half-size {r}, got {pad}")
+    p = r if pad is None else int(pad)
+    lin = torch.arange(-r, r + 1, dtype=torch.int64)
+    dy = lin.view(-1, 1).expand(k, k).reshape(1, -1).expand(b, -1)
+    dx = lin.view(1, -1).expand(k, k).reshape(1, -1).expand(b, -1)
+    xp = _pad_index(xc, p, "mirror")
+    out = _fft_correlate(xp, kern.reshape(b, -1), dy, dx)[..., p : p + h, p : p + w]
+    return out.clamp(0.0, 1.0).to(out_dtype)
+
+
+# ----------------------------------------------------------------------------------------------- glass blur
+def glass_displacements(
+    seed: Tensor,
+    max_delta: Tensor | int,
+    height: int,
+    width: int,
+    pass_index: int = 0,
+    stream: int = GLASS_STREAM,
+) -> tuple[Tensor, Tensor]:
+    """Per-pixel glass-blur displacements of one pass, uniform on ``[-d, d - 1]`` (the original's exclusive bound).
+
+    ``dx = floor(2 d u_0) - d`` and ``dy = floor(2 d u_1) - d`` with ``u`` the counter-based uniform field of shape
+    (2, H, W) of the sample's seed in the pass's own stream, so a displacement depends only on (seed, pass, pixel).
+
+    Args:
+        seed: (B,) int64 per-sample seeds.
+        max_delta: (B,) or scalar integer ``d >= 1``.
+        height: H.
+        width: W.
+        pass_index: which pass (0-based); each pass has an independent field.
+        stream: base stream id (the module passes ``stream("displacement")``).
+
+    Returns:
+        ``(dx, dy)``: (B, H, W) int64 column and row displacements on ``seed``'s device.
+
+    Example:
+        >>> dx, dy = glass_displacements(torch.tensor([1, 2]), 2, 8, 8)
+        >>> dx.shape, int(dx.min()) >= -2, int(dy.max()) <= 1
+        (torch.Size([2, 8, 8]), True, True)
+    """
+    check_shape(seed, "B", "seed")
+    d = _per_sample(max_delta, seed.shape[0], "max_delta", device=seed.device)
+    if (d < 1).any() or (d != torch.round(d)).any():
+        raise ValueError(f"max_delta: expected integers >= 1, got {d.tolist()}")
+    s = (int(stream) + int(pass_index) * 0x9E3779B9) & MASK32
+    u = field_uniform(seed, (2, height, width), s, dtype=torch.float32, device=seed.device)
+    span = (2.0 * d).view(-1, 1, 1)
+    k = torch.minimum(torch.floor(u.to(torch.float64) * span.unsqueeze(1)), span.unsqueeze(1) - 1)
+    v = (k - d.view(-1, 1, 1, 1)).to(torch.int64)
+    return v[:, 0], v[:, 1]
+
+
+def glass_shuffle_index(dx: Tensor, dy: Tensor, max_delta: Tensor | int) -> Tensor:
+    """Gather index of one pass of the original's sequential pixel "swap" loop, computed in parallel.
+
+    The original visits rows ``h = H - d, ..., d + 1`` and inside each row columns ``w = W - d, ..., d + 1``
+    (reverse raster order; the hard-coded side 224/64/32 of the original is generalised to H and W, which is equal
+    at native sizes) and executes ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` with ``(h', w') = (h + dy, w + dx)``.
+    Because NumPy pixel indexing returns views, this is a **copy**, not a swap (quirk 2, reproduced): ``x[h, w]``
+    takes the *current* value of ``x[h', w']``, and ``x[h', w']`` keeps it. The current value is the one written
+    when ``(h', w')`` was visited earlier in the scan (it lies inside the scanned region and after ``(h, w)`` in
+    raster order), otherwise the value at the start of the pass. Each visited pixel therefore points at its source;
+    pointers into already visited pixels are followed by pointer doubling (``log2`` of the longest chain steps)
+    until every pixel points at the pass-start pixel whose value it ends with. Rows/columns ``0 .. d`` and the last
+    ``d - 1`` are never written.
+
+    Args:
+        dx: (B, H, W) integer column displacements in ``[-d, d - 1]`` (only read inside the scanned region).
+        dy: (B, H, W) integer row displacements in ``[-d, d - 1]``.
+        max_delta: (B,) or scalar integer ``d >= 1``.
+
+    Returns:
+        (B, H * W) int64: output pixel ``p`` of the pass equals input pixel ``index[p]`` (flat ``h * W + w``).
+
+    Raises:
+        ValueError: shapes differ, ``d < 1``, or a displacement inside the scanned region is out of range.
+
+    Example:
+        >>> dx = torch.zeros(1, 6, 6, dtype=torch.long); dy = torch.full((1, 6, 6), -1)
+        >>> glass_shuffle_index(dx, dy, 1).view(6, 6)[3].tolist()
+        [18, 19, 14, 15, 16, 17]
+    """
+    check_shape(dx, "B H W", "dx")
+    if dy.shape != dx.shape:
+        raise ValueError(f"dy: expected shape {tuple(dx.shape)} like dx, got {tuple(dy.shape)}")
+    b, h, w = dx.shape
+    dev = dx.device
+    d = _per_sample(max_delta, b, "max_delta", device=dev)
+    if (d < 1).any() or (d != torch.round(d)).any():
+        raise ValueError(f"max_delta: expected integers >= 1, got {d.tolist()}")
+    d = d.to(torch.int64).view(-1, 1, 1)
+    hh = torch.arange(h, device=dev).view(1, h, 1)
+    ww = torch.arange(w, device=dev).view(1, 1, w)
+    region = (hh >= d + 1) & (hh <= h - d) & (ww >= d + 1) & (ww <= w - d)
+    dx = dx.to(dev, torch.int64)
+    dy = dy.to(dev, torch.int64)
+    bad = region & ((dx < -d) | (dx > d - 1) | (dy < -d) | (dy > d - 1))
+    if bool(bad.any()):
+        raise ValueError("dx/dy: displacements inside the scanned region must lie in [-max_delta, max_delta - 1]")
+    p = (hh * w + ww).expand(b, h, w)
+    q = torch.where(region, (hh + dy) * w + (ww + dx), p).reshape(b, h * w)
+    p = p.reshape(b, h * w)
+    reg = region.reshape(b, h * w)
+    earlier = reg & reg.gather(1, q) & (q > p)
+    root = torch.where(earlier, q, p)
+    for _ in range(max(1, math.ceil(math.log2(h * w))) + 1):
+        nxt = root.gather(1, root)
+        if torch.equal(nxt, root):
+            break
+        root = nxt
+    return q.gather(1, root)
+
+
+def glass_blur(
+    x: Tensor,
+    sigma: Tensor | float,
+    max_delta: Tensor | int,
+    iterations: Tensor | int,
+    seed: Tensor,
+    stream: int = GLASS_STREAM,
+) -> Tensor:
+    """Glass blur (spec 2.6): Gaussian blur, 8-bit truncation, local pixel copying passes, Gaussian blur.
+
+    1. ``truncate_uint8(gaussian(x, sigma))`` (H1, edge replicate; straight-through gradient for the truncation).
+    2. ``iterations`` passes of :func:`glass_shuffle_index` with displacements from :func:`glass_displacements`
+       (exact sequential semantics: copy-not-swap, ``[-d, d - 1]`` range, reverse raster order, untouched borders).
+       The passes compose into one gather of the step-1 image.
+    3. ``clip(gaussian(., sigma), 0, 1)``.
+
+    Gradient: exact through the Gaussians; the pixel copying is a gather, whose own gradient (scatter-add to the
+    source pixels) is used; straight-through for the truncation.
+
+    Args:
+        x: images, shape (B, C, H, W), float in [0, 1].
+        sigma: (B,) or scalar Gaussian sigma, >= 0.
+        max_delta: (B,) or scalar integer maximum displacement ``d >= 1``.
+        iterations: (B,) or scalar integer number of passes, >= 0.
+        seed: (B,) int64 per-sample seeds of the displacement fields.
+        stream: base hash stream of the displacements.
+
+    Returns:
+        (B, C, H, W), same dtype, in [0, 1].
+
+    Example:
+        >>> glass_blur(torch.rand(2, 3, 16, 16), 0.7, torch.tensor([1, 2]), 2, torch.tensor([3, 4])).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    _check_layers(x)
+    b, c, h, w = x.shape
+    check_shape(seed, "B", "seed")
+    check_batch_param(seed, b, "seed")
+    sig = _per_sample(sigma, b, "sigma", device=x.device)
+    d = _per_sample(max_delta, b, "max_delta", device=x.device)
+    it = _per_sample(iterations, b, "iterations", device=x.device)
+    if (it < 0).any() or (it != torch.round(it)).any():
+        raise ValueError(f"iterations: expected integers >= 0, got {it.tolist()}")
+    y = truncate_uint8(gaussian_filter2d(x, sig, truncate=4.0, mode="nearest"))
+    seed = seed.to(x.device)
+    ident = torch.arange(h * w, device=x.device).view(1, -1).expand(b, -1)
+    index = ident
+    for k in range(int(it.max()) if it.numel() else 0):
+        dx, dy = glass_displacements(seed, d, h, w, k, stream)
+        step = glass_shuffle_index(dx, dy, d)
+        step = torch.where((it > k).view(-1, 1), step, ident)
+        index = index.gather(1, step)
+    if not torch.equal(index, ident):
+        y = y.reshape(b, c, h * w).gather(2, index.unsqueeze(1).expand(b, c, h * w)).view(b, c, h, w)
+    return gaussian_filter2d(y, sig, truncate=4.0, mode="nearest").clamp(0.0, 1.0)
