@@ -264,19 +264,22 @@ def time_call(
     *,
     threads: int,
     min_run_time: float = 1.0,
+    warmup: int = 1,
     label: str = "",
     sub_label: str = "",
     description: str = "",
 ) -> dict[str, Any]:
     """Time ``fn()`` with ``torch.utils.benchmark.Timer.blocked_autorange``.
 
-    The Timer warms up while it picks the block size (those runs are not counted), synchronises CUDA around each
-    block and runs with ``threads`` intra-op threads.
+    ``fn`` first runs ``warmup`` times untimed (first-call effects: lazy imports, caches, allocator growth). The
+    Timer then picks the block size (those runs are not counted either), synchronises CUDA around each block and
+    runs with ``threads`` intra-op threads.
 
     Args:
         fn: the callable to time (no arguments).
         threads: torch intra-op threads during the measurement.
         min_run_time: seconds of measured runs at least.
+        warmup: untimed calls before the Timer starts.
         label: Timer label (e.g. the benchmark name).
         sub_label: Timer sub-label (e.g. the corruption).
         description: Timer description (e.g. the configuration).
@@ -284,7 +287,7 @@ def time_call(
     Returns:
         ``median_s`` and ``iqr_s`` (per call), ``mean_s``, ``runs`` (measured blocks), ``number_per_run`` (calls per
         block), ``times_s`` (per-call time of each block), and two load-independent diagnostics averaged over every
-        call the Timer made (warm-up included): ``cpu_s_per_call`` (process user + system CPU time, all threads)
+        call the Timer made (after the warm-up): ``cpu_s_per_call`` (process user + system CPU time, all threads)
         and ``minor_faults_per_call`` (page faults; high values mean fresh memory is being mapped on every call).
     """
     from torch.utils.benchmark import Timer
@@ -303,6 +306,8 @@ def time_call(
         sub_label=sub_label,
         description=description,
     )
+    for _ in range(warmup):
+        fn()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     m = timer.blocked_autorange(min_run_time=min_run_time)
     r1 = resource.getrusage(resource.RUSAGE_SELF)

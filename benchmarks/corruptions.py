@@ -1,6 +1,6 @@
 """Corruption benchmark (issue 3): our batched torch corruptions vs ``imagecorruptions`` per image in a process pool.
 
-Run from the repository root (the full run takes roughly 20-40 min on 2 cores; run it on a quiet machine)::
+Run from the repository root (the full run takes roughly 15-30 min on 2 cores; run it on a quiet machine)::
 
     python benchmarks/corruptions.py                    # CPU, 224 + 32 px, severity-3 table + whole 19 x 5 suite
     python benchmarks/corruptions.py --device cuda      # same script on a GPU (the reference stays on the CPU)
@@ -33,7 +33,7 @@ from benchmarks import common  # noqa: E402  (stdlib-only at import time, see co
 SEVERITIES = (1, 5)
 GOALS = {"min_ratio": 1.0, "geomean_ratio_224": 5.0, "suite_ratio_224": 20.0}
 DEFAULT_BATCH = {224: 64, 32: 256}
-DEFAULT_REF_IMAGES = {224: 8, 32: 32}
+DEFAULT_REF_IMAGES = {224: 16, 32: 64}
 QUICK = {"sizes": "32", "batch": "4", "ref_images": "2", "min_run_time": 0.05, "ref_min_time": 0.0, "ref_max_passes": 1}
 
 REGIMES = {
@@ -94,12 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--ref-images",
         default=None,
-        help="images per reference pass: N or size:N,... (default 224:8,32:32; quick 2); rounded up to "
+        help="images per reference pass: N or size:N,... (default 224:16,32:64; quick 2); rounded up to "
         "a multiple of --processes",
     )
     p.add_argument("--min-run-time", type=float, default=None, help="Timer min_run_time per measurement (default 1 s)")
-    p.add_argument("--ref-min-time", type=float, default=None, help="repeat reference passes up to this (default 2 s)")
-    p.add_argument("--ref-max-passes", type=int, default=None, help="at most this many reference passes (default 10)")
+    p.add_argument("--ref-min-time", type=float, default=None, help="repeat reference passes up to this (default 1 s)")
+    p.add_argument("--ref-max-passes", type=int, default=None, help="at most this many reference passes (default 30)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores available)")
     p.add_argument("--processes", type=int, default=None, help="reference pool size (default: cores available)")
     p.add_argument(
@@ -150,8 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     n = args.processes
     args.ref_images = {s: -(-k // n) * n for s, k in ref_images.items()}
     args.min_run_time = 1.0 if args.min_run_time is None else args.min_run_time
-    args.ref_min_time = 2.0 if args.ref_min_time is None else args.ref_min_time
-    args.ref_max_passes = 10 if args.ref_max_passes is None else args.ref_max_passes
+    args.ref_min_time = 1.0 if args.ref_min_time is None else args.ref_min_time
+    args.ref_max_passes = 30 if args.ref_max_passes is None else args.ref_max_passes
     return args
 
 
