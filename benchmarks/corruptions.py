@@ -280,19 +280,27 @@ def summarize(rows: list[dict[str, Any]], names: list[str], args: argparse.Names
 
 
 def evaluate_goals(summary: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
-    """The three goals of issue 3 at 224 px: PASS / FAIL / INCOMPLETE (not every c19 corruption measured) / N/A."""
+    """The three goals of issue 3 at 224 px: PASS / FAIL / INCOMPLETE / N/A.
+
+    INCOMPLETE: not every c19 corruption (or suite cell) was measured and the goal holds on what was measured, or
+    it is an aggregate (geometric mean, suite total) over part of the suite. N/A: 224 px or the suite not timed.
+    """
     c19 = 19
     s = summary.get("224")
     goals: list[dict[str, Any]] = []
 
-    def status(ok: bool | None, complete: bool) -> str:
+    def status(ok: bool | None, complete: bool, aggregate: bool) -> str:
+        # a measured cell slower than the reference fails goal 1 for good; an aggregate over part of the suite
+        # (geometric mean, suite total) can still go either way, so it is INCOMPLETE whatever its value
         if ok is None:
             return "N/A"
-        if not ok:
-            return "FAIL"
-        return "PASS" if complete else "INCOMPLETE"
+        if not complete and (ok or aggregate):
+            return "INCOMPLETE"
+        return "PASS" if ok else "FAIL"
 
-    full = len(set(names)) >= c19
+    from robust_train.corruptions.suites import SUITES
+
+    full = set(SUITES["c19"]) <= set(names)
     if s is None:
         return [
             {"goal": g, "target": t, "value": None, "status": "N/A", "note": "224 px not measured"}
@@ -309,7 +317,9 @@ def evaluate_goals(summary: dict[str, Any], names: list[str]) -> list[dict[str, 
             "target": f">= {GOALS['min_ratio']:g}x",
             "value": None if slow is None else slow["ratio"],
             "status": status(
-                None if slow is None else slow["ratio"] >= GOALS["min_ratio"], full and s["table_corruptions"] >= c19
+                None if slow is None else slow["ratio"] >= GOALS["min_ratio"],
+                full and s["table_corruptions"] >= c19 and (s["suite_complete"] or not s["suite_timed"]),
+                aggregate=False,
             ),
             "note": "slowest: "
             + (f"{slow['name']} s{slow['severity']}" if slow else "-")
@@ -323,7 +333,9 @@ def evaluate_goals(summary: dict[str, Any], names: list[str]) -> list[dict[str, 
             "target": f">= {GOALS['geomean_ratio_224']:g}x",
             "value": gm,
             "status": status(
-                None if gm is None else gm >= GOALS["geomean_ratio_224"], full and s["table_corruptions"] >= c19
+                None if gm is None else gm >= GOALS["geomean_ratio_224"],
+                full and s["table_corruptions"] >= c19,
+                aggregate=True,
             ),
             "note": f"{s['table_corruptions']}/{c19} corruptions measured",
         }
@@ -334,7 +346,9 @@ def evaluate_goals(summary: dict[str, Any], names: list[str]) -> list[dict[str, 
             "goal": "whole 19 x 5 suite speed-up (224 px, total time per image)",
             "target": f">= {GOALS['suite_ratio_224']:g}x",
             "value": sr,
-            "status": status(None if sr is None else sr >= GOALS["suite_ratio_224"], full and s["suite_complete"]),
+            "status": status(
+                None if sr is None else sr >= GOALS["suite_ratio_224"], full and s["suite_complete"], aggregate=True
+            ),
             "note": f"{s['suite_cells']}/{c19 * 5} cells measured"
             if s["suite_timed"]
             else "suite not timed (--no-suite)",
@@ -400,6 +414,7 @@ def render_markdown(
         ("ours faults/call", "ours_faults_per_call", ".0f"),
         ("ref ms/img", "ref_ms", ".3g"),
         ("ref IQR", "ref_iqr_ms", ".2g"),
+        ("ref 1-core ms/img", "ref_worker_ms", ".3g"),
         ("ratio", "ratio", ".1f"),
         ("ours peak MB (batch)", "ours_peak_mb", ".1f"),
         ("ours MB/img", "ours_peak_mb_per_image", ".2f"),
@@ -498,6 +513,7 @@ def _row(name: str, size: int, severity: int, batch: int, in_table: bool) -> dic
         "ours_faults_per_call": None,
         "ref_ms": None,
         "ref_iqr_ms": None,
+        "ref_worker_ms": None,
         "ratio": None,
         "ours_peak_mb": None,
         "ours_peak_mb_per_image": None,
@@ -591,6 +607,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             row.update(
                                 ref_ms=ref["per_image_s"] * 1e3,
                                 ref_iqr_ms=ref["iqr_s"] * 1e3,
+                                ref_worker_ms=ref["worker_s_per_image"] * 1e3,
                                 ratio=ref["per_image_s"] / ours["per_image_s"],
                             )
                         else:

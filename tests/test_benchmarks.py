@@ -197,6 +197,9 @@ def test_goals_pass_fail_incomplete() -> None:
     # a missing corruption: passing goals become INCOMPLETE, never PASS
     part = bench.summarize(_rows(c19, lambda n, s: None if n == "glass_blur" else 30.0), c19, _args())
     assert [g["status"] for g in bench.evaluate_goals(part, c19)] == ["INCOMPLETE"] * 3
+    # part of the suite, slow: goal 1 fails for good, the aggregates are only INCOMPLETE
+    part_slow = bench.summarize(_rows(c19, lambda n, s: None if n == "glass_blur" else 0.5), c19, _args())
+    assert [g["status"] for g in bench.evaluate_goals(part_slow, c19)] == ["FAIL", "INCOMPLETE", "INCOMPLETE"]
     # suite not timed: N/A
     no_suite = bench.summarize(_rows(c19, lambda n, s: 30.0, sevs=[3]), c19, _args(suite=False))
     assert bench.evaluate_goals(no_suite, c19)[2]["status"] == "N/A"
