@@ -199,6 +199,9 @@ class Corruption(nn.Module):
     table: ClassVar[SeverityTable | None] = None
     differentiable: ClassVar[bool] = True
     gradient: ClassVar[str] = "exact"
+    #: On the CPU, ``forward`` runs the batch in chunks of about this many bytes of input (cache blocking).
+    #: Corruptions dominated by per-call overhead rather than memory traffic may raise it.
+    cpu_chunk_bytes: ClassVar[int] = 4 * 2**20
 
     def __init__(
         self,
@@ -360,10 +363,23 @@ class Corruption(nn.Module):
         self.last_params = params
         dev = params.to(x.device)
         xc, out_dtype = to_compute_dtype(x)
-        out = self.apply(xc, dev)
-        out = self.finish(out)
-        gate = dev["apply"].view(-1, 1, 1, 1)
-        return torch.where(gate, out, xc).to(out_dtype)
+        b = xc.shape[0]
+        if xc.device.type == "cpu" and b > 1 and not torch.compiler.is_compiling():
+            # CPU cache blocking: elementwise-heavy corruptions are memory bound; chunks of a few MB stay in cache.
+            # Parameters are per sample, so chunking never changes what a sample receives.
+            n = max(1, self.cpu_chunk_bytes // max(1, xc[0].numel() * xc.element_size()))
+            if n < b:
+                return torch.cat([self._run(xc[i : i + n], dev.index(slice(i, i + n))) for i in range(0, b, n)]).to(
+                    out_dtype
+                )
+        return self._run(xc, dev).to(out_dtype)
+
+    def _run(self, x: Tensor, params: Params) -> Tensor:
+        out = self.finish(self.apply(x, params))
+        gate = params["apply"]
+        if not torch.compiler.is_compiling() and gate.device.type == "cpu" and bool(gate.all()):
+            return out
+        return torch.where(gate.view(-1, 1, 1, 1), out, x)
 
     def finish(self, out: Tensor) -> Tensor:
         """Output stage: optional 8-bit truncation, then optional JPEG round trip."""

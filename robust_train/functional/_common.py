@@ -36,10 +36,13 @@ def truncate_uint8(x: Tensor, straight_through_grad: bool = True) -> Tensor:
         >>> truncate_uint8(torch.tensor([0.0, 0.5, 1.0, 1.2])).mul(255).tolist()
         [0.0, 127.0, 255.0, 255.0]
     """
-    c = x.clamp(0.0, 1.0)
     # The tiny epsilon protects values that are integers in float64 maths but land 1 ulp below in float32.
-    q = torch.floor(c * 255.0 + (1e-4 if x.dtype != torch.float64 else 1e-9)) / 255.0
-    q = q.clamp(0.0, 1.0)
+    eps = 1e-4 if x.dtype != torch.float64 else 1e-9
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        # no graph: one allocation and in-place passes (this runs on every corruption's output)
+        return x.clamp(0.0, 1.0).mul_(255.0).add_(eps).floor_().div_(255.0)
+    c = x.clamp(0.0, 1.0)
+    q = torch.floor(c * 255.0 + eps) / 255.0
     return straight_through(c, q) if straight_through_grad else q
 
 
