@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .corruptions import CORRUPTIONS, Corruption, Params, corrupt, create_corruption, list_corruptions
+from .sequences import perturb_sequence
 
 __version__ = "0.1.0"
 
@@ -14,4 +15,5 @@ __all__ = [
     "corrupt",
     "create_corruption",
     "list_corruptions",
+    "perturb_sequence",
 ]
