@@ -8,8 +8,10 @@ from __future__ import annotations
 from .alp import AdversarialAugment
 from .augmix import AugMix
 from .base import BatchAugment
+from .compose import Compose
 from .corruption_train import CorruptionAugment, GaussianNoiseAugment, resolve_corruption_names
 from .ops import AUGMENT_OPS, AugmentOp, list_augment_ops
+from .stylize import Stylize
 
 __all__ = [
     "AUGMENT_OPS",
@@ -17,8 +19,10 @@ __all__ = [
     "AugMix",
     "AugmentOp",
     "BatchAugment",
+    "Compose",
     "CorruptionAugment",
     "GaussianNoiseAugment",
+    "Stylize",
     "list_augment_ops",
     "resolve_corruption_names",
 ]
