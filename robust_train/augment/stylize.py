@@ -335,7 +335,7 @@ class Stylize(BatchAugment):
         return (int(math.ceil(h * scale / 8.0)) * 8, int(math.ceil(w * scale / 8.0)) * 8)
 
     def stylize(self, x: Tensor, style: Tensor, alpha: Tensor) -> Tensor:
-        """Stylise every image of ``x`` (B, 3, H, W) with style indices (B,) and strengths (B,); returns (B, 3, H, W)."""
+        """Stylise every image of ``x`` (B, 3, H, W) with style indices (B,) and strengths (B,) -> (B, 3, H, W)."""
         enc, dec = self.networks(x.device)
         s_mean, s_std = self.style_stats(x.device)
         h, w = int(x.shape[-2]), int(x.shape[-1])
