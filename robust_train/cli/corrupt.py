@@ -144,9 +144,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    """Placeholder until the corruption engine adds its preview."""
-    print("robust-corrupt preview is not implemented yet", file=sys.stderr)
-    return 2
+    """Corruptions x severities figure for one image (:mod:`robust_train.cli.preview`; ``preview --help``)."""
+    from .preview import main as preview_main
+
+    return preview_main(args.rest)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
