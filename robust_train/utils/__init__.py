@@ -1,0 +1,20 @@
+"""Entry-point utilities (layer 4 helpers): rank-zero logging, instantiators, rich output, run wrappers."""
+
+from __future__ import annotations
+
+from .instantiators import instantiate_callbacks, instantiate_loggers
+from .pylogger import RankedLogger
+from .rich_utils import print_config_tree, print_summary, summary_table
+from .utils import extras, get_metric_value, task_wrapper
+
+__all__ = [
+    "RankedLogger",
+    "extras",
+    "get_metric_value",
+    "instantiate_callbacks",
+    "instantiate_loggers",
+    "print_config_tree",
+    "print_summary",
+    "summary_table",
+    "task_wrapper",
+]

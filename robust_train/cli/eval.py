@@ -1,0 +1,79 @@
+"""``robust-eval``: evaluate a checkpoint with the Hydra config ``conf/eval.yaml``.
+
+:func:`evaluate` builds the same objects as training (data, model, callbacks, loggers, trainer) and runs
+``trainer.test`` with every callback the config lists: the ``callbacks`` group plus the ``eval`` group, which is where
+evaluation suites plug in (``eval=clean`` logs clean accuracy only; corruption suites add their callbacks there).
+
+Examples::
+
+    robust-eval ckpt_path=logs/train/runs/<date>/checkpoints/best.ckpt
+    robust-eval ckpt_path=... experiment=fmnist_default      # same model/data overrides as the training run
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from ..utils import extras, print_summary, task_wrapper
+from ..utils.builders import build_run
+from ..utils.pylogger import RankedLogger
+from . import CONFIG_DIR
+
+__all__ = ["evaluate", "main"]
+
+log = RankedLogger(__name__)
+
+
+@task_wrapper
+def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Test the checkpoint ``cfg.ckpt_path`` on ``cfg.data``'s test set with the configured callbacks.
+
+    Args:
+        cfg: a config composed from ``conf/eval.yaml``.
+
+    Returns:
+        ``(metric_dict, object_dict)``: the metrics logged during testing and the objects built.
+
+    Raises:
+        ValueError: ``ckpt_path`` is not set or does not exist.
+    """
+    start = time.perf_counter()
+    ckpt_path = cfg.get("ckpt_path")
+    if not ckpt_path:
+        raise ValueError("robust-eval needs a checkpoint: pass ckpt_path=/path/to/model.ckpt")
+    if not os.path.isfile(ckpt_path):
+        raise ValueError(f"checkpoint {ckpt_path!r} does not exist")
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    run = build_run(cfg)
+    trainer = run.trainer
+    assert trainer is not None
+    for logger in run.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    log.info("Starting testing!")
+    trainer.test(model=run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=False)
+    metric_dict = dict(trainer.callback_metrics)
+    info = {
+        "checkpoint": ckpt_path,
+        "log dir": cfg.paths.output_dir,
+        "wall time": f"{time.perf_counter() - start:.1f} s",
+    }
+    print_summary("robust-eval summary", {k: v for k, v in metric_dict.items() if k.startswith("test/")}, info)
+    return metric_dict, run.as_dict()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``robust-eval``."""
+    extras(cfg)
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Build the objects of a run (DataModule, model, callbacks, loggers, trainer) from a composed config.
+
+Shared by ``robust-train`` and ``robust-eval`` so that both read the config groups the same way:
+
+* ``data``: a DataModule; ``model``: a ``RobustClassifier`` whose ``net`` targets ``timm.create_model``;
+* ``augment`` / ``loss``: optional top-level groups, instantiated separately and passed to the model as
+  ``train_augment`` / ``loss`` (a group option without ``_target_``, such as ``augment/none.yaml``, means none);
+* ``callbacks`` and ``eval``: mappings ``name -> callback config``; ``eval`` holds the evaluation callbacks
+  (corruption suites), the rest are the usual training callbacks;
+* ``logger``: mapping ``name -> logger config``; ``trainer``: the Lightning ``Trainer``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import hydra
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from ..models import check_model_name
+from .instantiators import instantiate_callbacks, instantiate_loggers
+from .pylogger import RankedLogger
+
+__all__ = ["Run", "build_datamodule", "build_model", "build_run", "check_config"]
+
+log = RankedLogger(__name__)
+
+
+@dataclass
+class Run:
+    """Everything a run needs, built from the config."""
+
+    cfg: DictConfig
+    datamodule: LightningDataModule
+    model: LightningModule
+    callbacks: list[Callback] = field(default_factory=list)
+    loggers: list[Logger] = field(default_factory=list)
+    trainer: Trainer | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The objects by name (for hyper-parameter logging and tests)."""
+        return {
+            "cfg": self.cfg,
+            "datamodule": self.datamodule,
+            "model": self.model,
+            "callbacks": self.callbacks,
+            "logger": self.loggers,
+            "trainer": self.trainer,
+        }
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail early, with one clear message, on mistakes that would otherwise surface deep in instantiation.
+
+    Raises:
+        ValueError: a required group is missing, or the model name is unknown (close matches listed).
+    """
+    for group in ("data", "model", "trainer"):
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ValueError(f"config group {group!r} must be selected and have a _target_ (got {node!r})")
+    net = cfg.model.get("net")
+    if isinstance(net, DictConfig) and str(net.get("_target_", "")).endswith("create_model"):
+        check_model_name(net.get("model_name"))
+
+
+def _optional(node: Any, what: str) -> Any:
+    if isinstance(node, DictConfig) and "_target_" in node:
+        log.info(f"Instantiating {what} <{node._target_}>")
+        return hydra.utils.instantiate(node)
+    return None
+
+
+def build_datamodule(cfg: DictConfig) -> LightningDataModule:
+    """Instantiate ``cfg.data``."""
+    log.info(f"Instantiating datamodule <{cfg.data._target_}>")
+    return hydra.utils.instantiate(cfg.data)
+
+
+def build_model(cfg: DictConfig) -> LightningModule:
+    """Instantiate ``cfg.model`` with the ``augment`` and ``loss`` groups plugged in."""
+    check_config(cfg)
+    overrides: dict[str, Any] = {}
+    augment = _optional(cfg.get("augment"), "train augmentation")
+    if augment is not None:
+        overrides["train_augment"] = augment
+    loss = _optional(cfg.get("loss"), "loss")
+    if loss is not None:
+        overrides["loss"] = loss
+    log.info(f"Instantiating model <{cfg.model._target_}> (net: {cfg.model.get('net', {}).get('model_name', '?')})")
+    return hydra.utils.instantiate(cfg.model, **overrides)
+
+
+def build_run(cfg: DictConfig, with_trainer: bool = True) -> Run:
+    """Build DataModule, model, callbacks (``callbacks`` then ``eval``), loggers and trainer."""
+    check_config(cfg)
+    datamodule = build_datamodule(cfg)
+    model = build_model(cfg)
+    callbacks = instantiate_callbacks(cfg.get("callbacks")) + instantiate_callbacks(cfg.get("eval"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        dropped = [c for c in callbacks if isinstance(c, LearningRateMonitor)]
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        if dropped:
+            log.info("No logger configured: dropping the LearningRateMonitor callback")
+    run = Run(cfg, datamodule, model, callbacks, loggers)
+    if with_trainer:
+        log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
+        run.trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return run
