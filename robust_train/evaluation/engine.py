@@ -1,0 +1,254 @@
+"""The evaluation engine: corrupt (or perturb) batches with replayable parameters, run a model, update the metrics.
+
+The functions here know nothing about Lightning: a model is any ``forward(x01) -> logits`` callable taking float
+images in [0, 1] of shape (B, 3, H, W) (``RobustClassifier.forward_normalized`` normalises on the device). The
+callbacks and ``robust-eval`` call them on their share of a fixed, seeded subset of the evaluation set:
+
+* positions ``suite.subset(len(dataset))`` are split across processes as ``positions[rank::world_size]``;
+* every corrupted image depends only on ``(suite.seed, corruption, severity, dataset index)``
+  (``Corruption.params_for_indices``), every sequence on ``(suite.seed, perturbation, dataset index)``;
+* the metrics hold integer counts (and per-pair sums) reduced with ``"sum"``; ``metric.compute()`` synchronises
+  under DDP. The numbers are therefore identical for any batch size and any number of processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..corruptions.api import create_corruption
+from ..corruptions.base import Corruption
+from ..metrics.corruption_error import CorruptionErrors
+from ..metrics.stability import PerturbationStability
+from ..sequences.api import create_sequence
+from ..sequences.base import PerturbationSequence
+from .suite import EvalSuite
+
+__all__ = [
+    "Forward",
+    "SuiteRunner",
+    "evaluate_corruptions",
+    "evaluate_released",
+    "evaluate_sequences",
+    "make_metric",
+    "shard",
+    "to_unit",
+]
+
+Forward = Callable[[Tensor], Tensor]
+
+
+def to_unit(x: Tensor, device: torch.device | str | None = None) -> Tensor:
+    """uint8 or float images (B, C, H, W) -> float32 in [0, 1] with 3 channels (grey replicated), on ``device``.
+
+    Example:
+        >>> to_unit(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8)).shape
+        torch.Size([1, 3, 2, 2])
+    """
+    x = x.to(device) if device is not None else x
+    x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+    if x.shape[-3] == 1:
+        x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+    return x.contiguous()
+
+
+def shard(positions: Sequence[int], rank: int = 0, world_size: int = 1) -> list[int]:
+    """This process's share of the evaluated positions (``positions[rank::world_size]``).
+
+    Example:
+        >>> shard(range(5), 1, 2)
+        [1, 3]
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    return list(positions)[rank::world_size]
+
+
+def _batches(dataset: Dataset, positions: Sequence[int], batch_size: int, num_workers: int) -> Iterator[Any]:
+    if not positions:
+        return iter(())
+    return iter(DataLoader(Subset(dataset, list(positions)), batch_size=batch_size, num_workers=num_workers))
+
+
+def make_metric(suite: EvalSuite, names: Sequence[str] | None = None) -> CorruptionErrors | PerturbationStability:
+    """The metric object of a suite (``CorruptionErrors`` for kind c, ``PerturbationStability`` for kind p)."""
+    names = list(names) if names is not None else suite.names
+    if suite.kind == "c":
+        return CorruptionErrors(names, suite.severities, baseline=suite.load_baseline())
+    return PerturbationStability(names, difficulty=suite.difficulty, baseline=suite.load_baseline())
+
+
+class SuiteRunner:
+    """Builds and caches the corruption / sequence modules of a suite and feeds batches through a model.
+
+    Args:
+        suite: the evaluation suite.
+    """
+
+    def __init__(self, suite: EvalSuite) -> None:
+        self.suite = suite
+        self._corruptions: dict[tuple[str, int, str], Corruption] = {}
+        self._sequences: dict[tuple[str, str], PerturbationSequence] = {}
+
+    def corruption(self, name: str, severity: int, preset: str) -> Corruption:
+        """The (cached) module of one corruption and severity: 8-bit output, JPEG when emulating the release."""
+        key = (name, severity, preset)
+        if key not in self._corruptions:
+            self._corruptions[key] = create_corruption(
+                name,
+                severity=severity,
+                preset=preset,
+                quantize=True,
+                jpeg_quality=self.suite.release_jpeg_quality(preset),
+            )
+        return self._corruptions[key]
+
+    def sequence(self, name: str, preset: str) -> PerturbationSequence:
+        """The (cached) sequence module of one perturbation type."""
+        key = (name, preset)
+        if key not in self._sequences:
+            self._sequences[key] = create_sequence(name, preset=preset, difficulty=self.suite.difficulty)
+        return self._sequences[key]
+
+    @torch.no_grad()
+    def update_corruptions(
+        self, forward: Forward, x: Tensor, y: Tensor, index: Tensor, metric: CorruptionErrors
+    ) -> None:
+        """Clean (if the suite asks) and every (corruption, severity) of one batch.
+
+        Args:
+            forward: model on [0, 1] images.
+            x: (B, 3, H, W) float images in [0, 1] on the model's device.
+            y: (B,) labels.
+            index: (B,) dataset indices (replay keys).
+            metric: updated in place.
+        """
+        preset = self.suite.preset_for(int(x.shape[-2]), int(x.shape[-1]))
+        y = y.to(x.device)
+        if self.suite.clean:
+            metric.update(forward(x), y)
+        for name in metric.corruptions:
+            for s in metric.severities:
+                op = self.corruption(name, s, preset)
+                xc = op(x, op.params_for_indices(index, self.suite.seed))
+                metric.update(forward(xc), y, name, s)
+
+    @torch.no_grad()
+    def update_sequences(self, forward: Forward, x: Tensor, index: Tensor, metric: PerturbationStability) -> None:
+        """Every perturbation type of one batch: frames -> logits (B, T, K) -> metric."""
+        for name in metric.perturbations:
+            op = self.sequence(name, self.suite.preset_for(int(x.shape[-2]), int(x.shape[-1])))
+            frames = op(x, op.params_for_indices(index, self.suite.seed))
+            metric.update(sequence_logits(forward, frames, self.suite.batch_size), name)
+
+
+def sequence_logits(forward: Forward, frames: Tensor, chunk: int) -> Tensor:
+    """Logits of every frame: (B, T, 3, H, W) -> (B, T, K), ``chunk`` frames per forward pass."""
+    b, t = frames.shape[:2]
+    flat = frames.reshape(b * t, *frames.shape[2:])
+    out = torch.cat([forward(flat[i : i + chunk]) for i in range(0, b * t, chunk)])
+    return out.reshape(b, t, -1).float()
+
+
+def evaluate_corruptions(
+    forward: Forward,
+    dataset: Dataset,
+    suite: EvalSuite,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    metric: CorruptionErrors | None = None,
+    num_workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> CorruptionErrors:
+    """Corrupted-evaluation pass of one process over its share of the suite's subset.
+
+    Args:
+        forward: model on [0, 1] images.
+        dataset: yields ``(x, y, index)``, ``x`` uint8 or float (C, H, W).
+        suite: kind-c suite.
+        device: device of the model.
+        rank: this process's rank.
+        world_size: number of processes.
+        metric: metric to update (a fresh one on ``device`` when ``None``).
+        num_workers: DataLoader workers.
+        progress: called with the number of images done after each batch.
+
+    Returns:
+        The metric (call ``compute()``: under DDP it sums the states of every process).
+    """
+    if suite.kind != "c":
+        raise ValueError(f"suite {suite.name!r} is a perturbation suite; use evaluate_sequences")
+    metric = metric if metric is not None else make_metric(suite).to(device)  # type: ignore[assignment]
+    runner = SuiteRunner(suite)
+    mine = shard(suite.subset(len(dataset)), rank, world_size)  # type: ignore[arg-type]
+    for x, y, idx in _batches(dataset, mine, suite.batch_size, num_workers):
+        runner.update_corruptions(forward, to_unit(x, device), y, idx, metric)  # type: ignore[arg-type]
+        if progress is not None:
+            progress(len(y))
+    return metric  # type: ignore[return-value]
+
+
+def evaluate_sequences(
+    forward: Forward,
+    dataset: Dataset,
+    suite: EvalSuite,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    metric: PerturbationStability | None = None,
+    num_workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> PerturbationStability:
+    """Perturbation-sequence pass of one process (same arguments as :func:`evaluate_corruptions`)."""
+    if suite.kind != "p":
+        raise ValueError(f"suite {suite.name!r} is a corruption suite; use evaluate_corruptions")
+    metric = metric if metric is not None else make_metric(suite).to(device)  # type: ignore[assignment]
+    runner = SuiteRunner(suite)
+    chunk = max(1, suite.batch_size // 31)  # images per generation step: ~batch_size frames in flight
+    mine = shard(suite.subset(len(dataset)), rank, world_size)  # type: ignore[arg-type]
+    for x, _, idx in _batches(dataset, mine, chunk, num_workers):
+        runner.update_sequences(forward, to_unit(x, device), idx, metric)  # type: ignore[arg-type]
+        if progress is not None:
+            progress(len(idx))
+    return metric  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def evaluate_released(
+    forward: Forward,
+    released: Any,
+    suite: EvalSuite,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> CorruptionErrors | PerturbationStability:
+    """Evaluate released benchmark files (:class:`robust_train.data.corrupted.ReleasedData`) with the same metrics.
+
+    Every file is evaluated in full (``suite.num_images`` is ignored: the released sets are fixed); the suite gives
+    names, severities, difficulty, baseline and batch size. Clean error is not available from released data.
+    """
+    metric = make_metric(suite, released.names).to(device)
+    if released.kind == "c":
+        for name in released.names:
+            for s in suite.severities:
+                ds = released.dataset(name, s)
+                for x, y, _ in _batches(ds, shard(range(len(ds)), rank, world_size), suite.batch_size, num_workers):
+                    metric.update(forward(to_unit(x, device)), y.to(device), name, s)
+                    if progress is not None:
+                        progress(len(y))
+    else:
+        chunk = max(1, suite.batch_size // 31)
+        for name in released.names:
+            ds = released.dataset(name)
+            for x, _, _ in _batches(ds, shard(range(len(ds)), rank, world_size), chunk, num_workers):
+                metric.update(sequence_logits(forward, to_unit(x, device), suite.batch_size), name)
+                if progress is not None:
+                    progress(len(x))
+    return metric

@@ -1,0 +1,233 @@
+"""Reports of an evaluation: JSON / CSV files, a rich table, and plots (error vs severity, CE bars vs AlexNet)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..metrics.baselines import Baseline
+from ..metrics.corruption_error import CorruptionErrors
+from ..metrics.stability import PerturbationStability
+from .suite import EvalSuite
+
+__all__ = [
+    "plot_ce_bars",
+    "plot_error_vs_severity",
+    "print_table",
+    "result_table",
+    "to_baseline",
+    "write_reports",
+]
+
+
+def _f(v: Any) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def result_table(metric: CorruptionErrors | PerturbationStability, result: Mapping[str, Tensor]) -> dict[str, Any]:
+    """A JSON-ready nested description of a computed result (per name rows plus the summary numbers)."""
+    out: dict[str, Any] = {"rows": {}, "summary": {}}
+    if isinstance(metric, CorruptionErrors):
+        c, s = len(metric.corruptions), len(metric.severities)
+        err = result["error"].reshape(c, s)
+        ce = result["ce"].reshape(c) if "ce" in result else None
+        rel = result["relative_ce"].reshape(c) if "relative_ce" in result else None
+        for i, name in enumerate(metric.corruptions):
+            row: dict[str, Any] = {f"s{sv}": _f(err[i, j]) for j, sv in enumerate(metric.severities)}
+            row["mean"] = _f(err[i].mean())
+            if ce is not None:
+                row["ce"] = _f(ce[i])
+            if rel is not None:
+                row["relative_ce"] = _f(rel[i])
+            out["rows"][name] = row
+        for key in ("mce", "mean_error", "relative_mce", "clean_error"):
+            if key in result:
+                out["summary"][key] = _f(result[key])
+        out["summary"]["mce_corruptions"] = list(metric.mce_corruptions)
+        out["severities"] = list(metric.severities)
+    else:
+        p = len(metric.perturbations)
+        for i, name in enumerate(metric.perturbations):
+            out["rows"][name] = {
+                k: _f(result[k].reshape(p)[i]) for k in ("fp", "t5d", "zipf", "fr", "t5d_ratio") if k in result
+            }
+        for key in ("mean_fp", "mean_t5d", "mfr", "mt5d"):
+            if key in result:
+                out["summary"][key] = _f(result[key])
+        out["difficulty"] = metric.difficulty
+    return out
+
+
+def to_baseline(
+    name: str, metric: CorruptionErrors | PerturbationStability, result: Mapping[str, Tensor], meta: dict[str, Any]
+) -> Baseline:
+    """A :class:`Baseline` holding this evaluation's numbers (save it to normalise other models with)."""
+    table = result_table(metric, result)
+    if isinstance(metric, CorruptionErrors):
+        errors = {
+            c: {s: row[f"s{s}"] for s in metric.severities if row[f"s{s}"] is not None}
+            for c, row in table["rows"].items()
+        }
+        return Baseline(name, errors=errors, clean_error=table["summary"].get("clean_error"), meta=meta)
+    return Baseline(
+        name,
+        fp={p: row["fp"] for p, row in table["rows"].items()},
+        t5d={p: row["t5d"] for p, row in table["rows"].items()},
+        difficulty=metric.difficulty,
+        meta=meta,
+    )
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_reports(
+    out_dir: str | os.PathLike[str],
+    suite: EvalSuite,
+    metric: CorruptionErrors | PerturbationStability,
+    result: Mapping[str, Tensor],
+    extra: Mapping[str, Any] | None = None,
+    plots: bool = True,
+    stem: str | None = None,
+) -> dict[str, Path]:
+    """Write ``<stem>.json``, ``<stem>.csv`` and the plots into ``out_dir``; returns the written paths."""
+    out = Path(out_dir)
+    stem = stem or suite.name
+    table = result_table(metric, result)
+    doc = {"suite": suite.to_dict(), **table, **(dict(extra) if extra else {})}
+    paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv"}
+    _atomic_text(paths["json"], json.dumps(doc, indent=2, sort_keys=True, default=str))
+    cols = sorted({k for row in table["rows"].values() for k in row}, key=_column_order)
+    lines: list[list[Any]] = [["name", *cols]]
+    lines += [[name, *(row.get(c) for c in cols)] for name, row in table["rows"].items()]
+    lines += [[f"summary/{k}", v] for k, v in table["summary"].items() if not isinstance(v, list)]
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf).writerows(lines)
+    _atomic_text(paths["csv"], buf.getvalue())
+    if plots and isinstance(metric, CorruptionErrors):
+        paths["severity_plot"] = plot_error_vs_severity(table, out / f"{stem}_error_vs_severity.png", suite.name)
+        if metric.baseline is not None:
+            paths["ce_plot"] = plot_ce_bars(table, metric.baseline, out / f"{stem}_vs_{metric.baseline.name}.png")
+    return paths
+
+
+def _column_order(c: str) -> tuple[int, str]:
+    order = ["s1", "s2", "s3", "s4", "s5", "mean", "ce", "relative_ce", "fp", "t5d", "zipf", "fr", "t5d_ratio"]
+    return (order.index(c) if c in order else len(order), c)
+
+
+def _pyplot():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_error_vs_severity(table: Mapping[str, Any], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Top-1 error against severity, one line per corruption (PNG)."""
+    plt = _pyplot()
+    sev = table["severities"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    cmap = plt.get_cmap("tab20")
+    for i, (name, row) in enumerate(table["rows"].items()):
+        ys = [row[f"s{s}"] for s in sev]
+        style = ("-", "--", ":")[(i // 20) % 3]
+        ax.plot(
+            sev,
+            [math.nan if y is None else 100 * y for y in ys],
+            marker="o",
+            label=name,
+            color=cmap(i % 20),
+            linestyle=style,
+        )
+    clean = table["summary"].get("clean_error")
+    if clean is not None:
+        ax.axhline(100 * clean, color="k", linestyle="--", linewidth=1, label="clean")
+    ax.set_xlabel("severity")
+    ax.set_ylabel("top-1 error (%)")
+    ax.set_xticks(sev)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_ce_bars(table: Mapping[str, Any], baseline: Baseline, path: str | os.PathLike[str]) -> Path:
+    """Mean error per corruption next to the baseline's (AlexNet) mean error over the same severities (PNG)."""
+    plt = _pyplot()
+    sev = table["severities"]
+    names = [n for n in table["rows"] if n in baseline.errors]
+    ours = [100 * (table["rows"][n]["mean"] or math.nan) for n in names]
+    base = [100 * float(torch.tensor([baseline.errors[n][s] for s in sev]).mean()) for n in names]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names)), 4.5))
+    pos = torch.arange(len(names)).float()
+    ax.bar((pos - 0.2).tolist(), ours, width=0.4, label="model")
+    ax.bar((pos + 0.2).tolist(), base, width=0.4, label=baseline.name)
+    ax.set_xticks(pos.tolist())
+    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("mean top-1 error (%)")
+    mce = table["summary"].get("mce")
+    ax.set_title(f"mCE {100 * mce:.1f}%" if mce is not None else "")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def print_table(table: Mapping[str, Any], title: str = "") -> str:
+    """Print the result as a rich table; returns the rendered text."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = table["rows"]
+    cols = sorted({k for row in rows.values() for k in row}, key=_column_order)
+    t = Table(title=title)
+    t.add_column("name")
+    for c in cols:
+        t.add_column(c, justify="right")
+    for name, row in rows.items():
+        t.add_row(name, *(_fmt(c, row.get(c)) for c in cols))
+    summary = ", ".join(
+        f"{k} {_fmt(k, v)}" for k, v in table["summary"].items() if v is not None and not isinstance(v, list)
+    )
+    console = Console(width=160)
+    with console.capture() as cap:
+        console.print(t)
+        console.print(summary)
+    text = cap.get()
+    print(text, end="")
+    return text
+
+
+def _fmt(key: str, v: Any) -> str:
+    if v is None:
+        return "-"
+    if key in ("t5d", "zipf"):
+        return f"{v:.3f}"
+    return f"{100 * v:.1f}%"
