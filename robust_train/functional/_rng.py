@@ -7,7 +7,10 @@ and ``counter`` is the element's flat index inside the sample. The hash is 32-bi
 multiplications wrap modulo 2**32, as they do on every PyTorch backend; ``kernels/`` has a Triton twin that uses
 ``uint32`` and must agree bit for bit (see ``tests/kernels``).
 
-Uniforms carry 24 random bits (``float32`` exact), ``(k + 0.5) / 2**24``, so they never hit 0 or 1.
+Uniforms carry 24 random bits, ``(k + 0.5) / 2**24``, and never hit 0 or 1 (float32 rounds the upper half to an
+even grid and the top value is clamped below 1; see :func:`_unit_`). Normals use Box-Muller on pairs of counters.
+On the CPU, fields are produced in cache-sized blocks with in-place integer arithmetic (:data:`CPU_BLOCK`); the
+values do not depend on the blocking.
 Small per-sample parameter draws (angles, crop offsets) use :func:`draw_uniform`, which builds 53-bit
 ``float64`` uniforms on the CPU from two hashes.
 """
@@ -48,6 +51,23 @@ def _srl(x: Tensor, k: int) -> Tensor:
     return (x >> k) & ((1 << (32 - k)) - 1)
 
 
+def _xorshift_(x: Tensor, k: int, tmp: Tensor) -> None:
+    """``x ^= x >>> k`` in place (logical shift of int32 bit patterns), using ``tmp`` as scratch."""
+    torch.bitwise_right_shift(x, k, out=tmp)
+    tmp.bitwise_and_((1 << (32 - k)) - 1)
+    x.bitwise_xor_(tmp)
+
+
+def _mix32_(x: Tensor, tmp: Tensor) -> Tensor:
+    """In-place ``lowbias32`` on a tensor the caller owns (``tmp``: scratch of the same shape)."""
+    _xorshift_(x, 16, tmp)
+    x.mul_(_i32(_M1))
+    _xorshift_(x, 15, tmp)
+    x.mul_(_i32(_M2))
+    _xorshift_(x, 16, tmp)
+    return x
+
+
 def mix32(x: Tensor) -> Tensor:
     """The ``lowbias32`` mixer on int32 bit patterns (wrapping multiply).
 
@@ -61,11 +81,8 @@ def mix32(x: Tensor) -> Tensor:
         >>> mix32(torch.tensor([0, 1, 2], dtype=torch.int32)).tolist()
         [0, 1753845952, -787275391]
     """
-    x = x ^ _srl(x, 16)
-    x = x * _i32(_M1)
-    x = x ^ _srl(x, 15)
-    x = x * _i32(_M2)
-    return x ^ _srl(x, 16)
+    y = x.to(torch.int32, copy=True).contiguous()
+    return _mix32_(y, torch.empty_like(y))
 
 
 def stream_id(name: str) -> int:
@@ -78,20 +95,44 @@ def stream_id(name: str) -> int:
     return zlib.crc32(name.encode()) & MASK32
 
 
-def _keys(seed: Tensor, stream: int) -> tuple[Tensor, Tensor]:
-    """Two int32 keys per sample from an int64 seed and a stream id. Shapes (B,)."""
+def _keys_many(seed: Tensor, streams: list[int] | tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Keys of several streams at once: two int32 tensors of shape (len(streams), B) (see :func:`_keys`)."""
     seed = seed.to(torch.int64)
     lo = (seed & MASK32).to(torch.int64)
     hi = ((seed >> 32) & MASK32).to(torch.int64)
-    lo = torch.where(lo >= 2**31, lo - 2**32, lo).to(torch.int32)
-    hi = torch.where(hi >= 2**31, hi - 2**32, hi).to(torch.int32)
-    k1 = mix32(lo ^ mix32(hi ^ _i32(stream * _GOLDEN)))
-    k2 = mix32(k1 ^ _i32(0x85EBCA6B) ^ _i32(stream))
+    lo = torch.where(lo >= 2**31, lo - 2**32, lo).to(torch.int32).view(1, -1)
+    hi = torch.where(hi >= 2**31, hi - 2**32, hi).to(torch.int32).view(1, -1)
+    golden = torch.tensor([_i32(s * _GOLDEN) for s in streams], dtype=torch.int32, device=seed.device).view(-1, 1)
+    salt = torch.tensor([_i32(0x85EBCA6B ^ s) for s in streams], dtype=torch.int32, device=seed.device).view(-1, 1)
+    k1 = mix32(lo ^ mix32(hi ^ golden))
+    k2 = mix32(k1 ^ salt)
     return k1, k2
+
+
+def _keys(seed: Tensor, stream: int) -> tuple[Tensor, Tensor]:
+    """Two int32 keys per sample from an int64 seed and a stream id. Shapes (B,).
+
+    ``k1 = mix32(lo ^ mix32(hi ^ (stream * 0x9E3779B9)))``, ``k2 = mix32(k1 ^ 0x85EBCA6B ^ stream)`` with ``lo`` /
+    ``hi`` the 32-bit halves of the seed (all 32-bit wrapping arithmetic).
+    """
+    k1, k2 = _keys_many(seed, [stream])
+    return k1[0], k2[0]
+
+
+def _hash_keys(k1: Tensor, k2: Tensor, counter: Tensor) -> Tensor:
+    """``mix32(mix32(counter ^ k1) + k2)`` as a fresh int32 tensor (keys broadcast against ``counter``)."""
+    x = torch.bitwise_xor(counter.to(torch.int32), k1)
+    tmp = torch.empty_like(x)
+    _mix32_(x, tmp)
+    x.add_(k2)
+    return _mix32_(x, tmp)
 
 
 def hash32(seed: Tensor, counter: Tensor, stream: int) -> Tensor:
     """Hash per-sample seeds with per-element counters.
+
+    ``hash32(seed, c, stream) = mix32(mix32(c ^ k1) + k2)`` with per-sample keys ``(k1, k2)`` derived from the
+    seed and the stream id (:func:`_keys`).
 
     Args:
         seed: int64 per-sample seeds, shape (B,).
@@ -100,12 +141,71 @@ def hash32(seed: Tensor, counter: Tensor, stream: int) -> Tensor:
 
     Returns:
         int32 bit patterns, shape broadcast of ``seed[:, None...]`` and ``counter``.
+
+    Example:
+        >>> hash32(torch.tensor([3, 4]), torch.arange(5).view(1, 5), stream_id("demo")).shape
+        torch.Size([2, 5])
     """
     k1, k2 = _keys(seed, stream)
     shape = (-1,) + (1,) * max(counter.dim() - 1, 0)
-    k1 = k1.to(counter.device).view(shape)
-    k2 = k2.to(counter.device).view(shape)
-    return mix32(mix32(counter.to(torch.int32) ^ k1) + k2)
+    return _hash_keys(k1.to(counter.device).view(shape), k2.to(counter.device).view(shape), counter)
+
+
+#: Elements per block when a field is generated on the CPU: the ~30 passes of the hash then run in cache instead
+#: of streaming whole batches through memory (a 64 x 3 x 224 x 224 field is 38 MB per temporary).
+CPU_BLOCK = 1 << 18
+
+
+def _blocks(
+    batch: int, n: int, device: torch.device, align: int = 1, block: int | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Cache blocks ``(b0, b1, c0, c1)`` covering a (batch, n) field: samples ``b0:b1``, elements ``c0:c1``.
+
+    One block on accelerators. On the CPU about ``block`` (default :data:`CPU_BLOCK`) elements per block: whole
+    samples grouped when they are small, otherwise each sample split into near-equal element ranges (multiples of
+    ``align``).
+    """
+    block = CPU_BLOCK if block is None else max(1, int(block))
+    if device.type != "cpu" or batch * n <= block:
+        return [(0, batch, 0, n)]
+    if n >= block:
+        parts = -(-n // block)
+        step = -(-n // parts)
+        step = -(-step // align) * align
+        return [(b, b + 1, c, min(n, c + step)) for b in range(batch) for c in range(0, n, step)]
+    g = max(1, block // n)
+    return [(b, min(batch, b + g), 0, n) for b in range(0, batch, g)]
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    if not dtype.is_floating_point:
+        raise TypeError(f"random fields must have a floating dtype, got {dtype}")
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _unit_(h: Tensor, dtype: torch.dtype) -> Tensor:
+    """Top 24 bits of a hash (consumed in place) -> uniforms in the open interval (0, 1).
+
+    ``u = (k + 0.5) / 2**24`` for the 24-bit integer ``k``, computed in float64 for float64 and in float32
+    otherwise. float32 cannot hold every such value above 0.5 (it rounds to the even neighbour), and the top value
+    would round to exactly 1.0, so float32 results are clamped to ``1 - 2**-24``; float16/bfloat16 results are
+    clamped into ``[tiny, 1 - eps / 2]`` of their dtype. The result is never 0 or 1.
+    """
+    work = _work_dtype(dtype)
+    h.bitwise_right_shift_(8)
+    h.bitwise_and_(0xFFFFFF)
+    u = h.to(work).add_(0.5).mul_(1.0 / 16777216.0)
+    if work == torch.float32:
+        u.clamp_(max=1.0 - 2.0**-24)
+    if dtype != work:
+        fi = torch.finfo(dtype)
+        u = u.to(dtype).clamp_(min=fi.tiny, max=1.0 - fi.eps / 2)
+    return u
+
+
+def _to_unit(h: Tensor, dtype: torch.dtype) -> Tensor:
+    """Top 24 bits of a hash -> uniform in (0, 1) (see :func:`_unit_`; ``h`` is not modified)."""
+    return _unit_(h.clone(), dtype)
 
 
 def _counters(batch: int, shape: tuple[int, ...], device: torch.device | str | None) -> Tensor:
@@ -115,10 +215,18 @@ def _counters(batch: int, shape: tuple[int, ...], device: torch.device | str | N
     return torch.arange(n, dtype=torch.int32, device=device).view(1, *shape).expand(batch, *shape)
 
 
-def _to_unit(h: Tensor, dtype: torch.dtype) -> Tensor:
-    """Top 24 bits of a hash -> uniform in (0, 1), exactly representable in float32."""
-    k = _srl(h, 8)
-    return (k.to(dtype) + 0.5) * (1.0 / 16777216.0)
+def _check_field_args(seed: Tensor, shape: tuple[int, ...]) -> int:
+    if not isinstance(seed, Tensor) or seed.dim() != 1:
+        got = tuple(seed.shape) if isinstance(seed, Tensor) else type(seed).__name__
+        raise ValueError(f"seed: expected a (B,) int64 tensor of per-sample seeds, got {got}")
+    if seed.is_floating_point() or seed.is_complex():
+        raise TypeError(f"seed: expected an integer tensor, got dtype {seed.dtype}")
+    n = math.prod(shape)
+    if any(int(s) < 0 for s in shape):
+        raise ValueError(f"shape: expected non-negative sizes, got {tuple(shape)}")
+    if n >= 2**31:
+        raise ValueError(f"a random field of {n} elements per sample exceeds the 2**31 counter range")
+    return n
 
 
 def field_uniform(
@@ -130,6 +238,9 @@ def field_uniform(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Per-sample uniform (0, 1) random field computed on ``device``.
+
+    Element ``e`` (flat index inside the sample) of sample ``b`` is ``(k + 0.5) / 2**24`` with ``k`` the top 24 bits
+    of ``hash32(seed[b], e, stream)`` (see :func:`_unit_` for the float32 rounding at the top end).
 
     Args:
         seed: int64 per-sample seeds, shape (B,).
@@ -145,8 +256,42 @@ def field_uniform(
         >>> field_uniform(torch.tensor([1, 2]), (3, 4), stream_id("demo")).shape
         torch.Size([2, 3, 4])
     """
-    device = seed.device if device is None else device
-    return _to_unit(hash32(seed, _counters(seed.shape[0], shape, device), stream), dtype)
+    n = _check_field_args(seed, shape)
+    device = torch.device(seed.device if device is None else device)
+    batch = seed.shape[0]
+    k1, k2 = (k.to(device).view(-1, 1) for k in _keys(seed, stream))
+    out = torch.empty((batch, n), dtype=dtype, device=device)
+    counters = torch.arange(n, dtype=torch.int32, device=device).view(1, n)
+    for b0, b1, c0, c1 in _blocks(batch, n, device):
+        out[b0:b1, c0:c1] = _unit_(_hash_keys(k1[b0:b1], k2[b0:b1], counters[:, c0:c1]), dtype)
+    return out.view(batch, *shape)
+
+
+#: XOR applied to a stream id to get the stream of the second Box-Muller uniform.
+NORMAL_STREAM_XOR = 0x5BD1E995
+
+
+def _normal_keys(seed: Tensor, stream: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Keys (k1, k2) of the two Box-Muller uniform streams, each (B, 1) int32 on ``device``."""
+    a1, a2 = _keys(seed, stream)
+    b1, b2 = _keys(seed, (stream ^ NORMAL_STREAM_XOR) & MASK32)
+    return tuple(k.to(device).view(-1, 1) for k in (a1, a2, b1, b2))  # type: ignore[return-value]
+
+
+def _normal_block(keys: tuple[Tensor, Tensor, Tensor, Tensor], b0: int, b1: int, e0: int, e1: int,
+                  dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Normal variates for samples ``b0:b1`` and elements ``e0:e1`` (``e0`` even), shape (b1-b0, e1-e0)."""
+    j0, j1 = e0 // 2, (e1 + 1) // 2
+    pairs = torch.arange(j0, j1, dtype=torch.int32, device=device).view(1, -1)
+    a1, a2, c1, c2 = keys
+    r = _unit_(_hash_keys(a1[b0:b1], a2[b0:b1], pairs), dtype).log_().mul_(-2.0).sqrt_()
+    theta = _unit_(_hash_keys(c1[b0:b1], c2[b0:b1], pairs), dtype).mul_(2.0 * math.pi)
+    z = torch.empty((b1 - b0, j1 - j0, 2), dtype=dtype, device=device)
+    torch.cos(theta, out=z[..., 0])
+    torch.sin(theta, out=z[..., 1])
+    z.mul_(r.unsqueeze(-1))
+    z = z.view(b1 - b0, 2 * (j1 - j0))
+    return z if 2 * (j1 - j0) == e1 - e0 else z[:, : e1 - e0]
 
 
 def field_normal(
@@ -157,16 +302,37 @@ def field_normal(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Per-sample standard normal field (Box-Muller on two independent uniform streams).
+    """Per-sample standard normal field (Box-Muller, both outputs of each uniform pair used).
+
+    Elements ``2j`` and ``2j + 1`` (flat indices inside the sample) are ``r cos(t)`` and ``r sin(t)`` with
+    ``r = sqrt(-2 ln u1)``, ``t = 2 pi u2``, where ``u1`` / ``u2`` are the uniforms of counter ``j`` on the
+    streams ``stream`` and ``stream ^ NORMAL_STREAM_XOR``. The pair shares its radius, yet the two values are
+    independent standard normals (the polar form of a 2-D Gaussian), so the field is i.i.d. N(0, 1); the tails are
+    cut at ``sqrt(2 ln 2**25) ~ 5.9`` by the 24-bit uniforms. Half as many hashes as one uniform pair per value.
+
+    Args:
+        seed: int64 per-sample seeds, shape (B,).
+        shape: per-sample field shape ``S``.
+        stream: stream id.
+        dtype: floating dtype of the result (computed in float64 for float64, float32 otherwise).
+        device: where to compute; defaults to ``seed.device``.
 
     Returns:
-        Tensor of shape (B, *S); computed in float32 at least, then cast to ``dtype``.
+        Tensor of shape (B, *S).
+
+    Example:
+        >>> field_normal(torch.tensor([1, 2]), (3, 5), stream_id("demo")).shape
+        torch.Size([2, 3, 5])
     """
-    work = torch.float64 if dtype == torch.float64 else torch.float32
-    u1 = field_uniform(seed, shape, stream, dtype=work, device=device)
-    u2 = field_uniform(seed, shape, (stream ^ 0x5BD1E995) & MASK32, dtype=work, device=device)
-    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
-    return z.to(dtype)
+    n = _check_field_args(seed, shape)
+    device = torch.device(seed.device if device is None else device)
+    work = _work_dtype(dtype)
+    batch = seed.shape[0]
+    keys = _normal_keys(seed, stream, device)
+    out = torch.empty((batch, n), dtype=dtype, device=device)
+    for b0, b1, e0, e1 in _blocks(batch, n, device, align=2):
+        out[b0:b1, e0:e1] = _normal_block(keys, b0, b1, e0, e1, work, device)
+    return out.view(batch, *shape)
 
 
 def draw_uniform(seed: Tensor, n: int, stream: int) -> Tensor:
