@@ -219,10 +219,8 @@ class MotionBlur(Corruption):
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
         """Motion-blur every sample along its drawn angle."""
-        preset = self.resolve_preset(x)
-        a = self.args(params, preset)
-        pad = 2 * math.ceil(float(self.table.values(preset)[:, 0].max()))
-        return F.motion_blur(x, a["radius"], a["sigma"], params["angle"], quantize=True, pad=pad)
+        a = self.args(params, self.resolve_preset(x))
+        return F.motion_blur(x, a["radius"], a["sigma"], params["angle"], quantize=True)
 
 
 @CORRUPTIONS.register(family="blur")
