@@ -438,6 +438,8 @@ def detect_layout(root: str | os.PathLike[str]) -> str:
     npys = sorted(p for p in root.glob("*.npy") if p.name != "labels.npy")
     if npys:
         return "cifar_c" if len(_npy_shape(npys[0])[0]) == 4 else "cifar_p"
+    if (root / "labels.npy").is_file():  # labels but no corruption files: report them as missing
+        return "cifar_c"
     candidates = [d for d in root.iterdir() if d.is_dir()]
     for d in list(candidates):
         if d.name in CATEGORY_FOLDERS:
