@@ -45,9 +45,14 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """
     start = time.perf_counter()
     ckpt_path = cfg.get("ckpt_path")
-    if not ckpt_path:
-        raise ValueError("robust-eval needs a checkpoint: pass ckpt_path=/path/to/model.ckpt")
-    if not os.path.isfile(ckpt_path):
+    net = cfg.model.get("net") or {}
+    weights_in_net = bool(net.get("pretrained") or net.get("checkpoint_path"))  # timm / torchvision weights files
+    if not ckpt_path and not weights_in_net:
+        raise ValueError(
+            "robust-eval needs a checkpoint: pass ckpt_path=/path/to/model.ckpt, or ckpt_path=null with a net that "
+            "loads its own weights (+model.net.checkpoint_path=/path/to/state_dict.pth)"
+        )
+    if ckpt_path and not os.path.isfile(ckpt_path):
         raise ValueError(f"checkpoint {ckpt_path!r} does not exist")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -57,10 +62,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     for logger in run.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
     log.info("Starting testing!")
-    trainer.test(model=run.model, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=False)
+    trainer.test(model=run.model, datamodule=run.datamodule, ckpt_path=ckpt_path or None, weights_only=False)
     metric_dict = dict(trainer.callback_metrics)
     info = {
-        "checkpoint": ckpt_path,
+        "checkpoint": ckpt_path or net.get("checkpoint_path") or f"pretrained {net.get('model_name')}",
         "log dir": cfg.paths.output_dir,
         "wall time": f"{time.perf_counter() - start:.1f} s",
     }
