@@ -212,9 +212,9 @@ class Stylize(BatchAugment):
     Params: ``apply`` (B,) bool, ``style`` (B,) int64 index of the style image, ``alpha`` (B,) float64.
 
     Example:
-        >>> aug = Stylize(styles=torch.rand(3, 3, 32, 32), pretrained=False, p=1.0, min_encoder_size=32, seed=0)
-        >>> aug(torch.rand(2, 3, 32, 32)).shape
-        torch.Size([2, 3, 32, 32])
+        >>> aug = Stylize(styles=torch.rand(2, 3, 16, 16), pretrained=False, p=1.0, min_encoder_size=16, seed=0)
+        >>> aug(torch.rand(2, 3, 16, 16)).shape
+        torch.Size([2, 3, 16, 16])
     """
 
     channels = (1, 3)

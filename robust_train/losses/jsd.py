@@ -47,6 +47,7 @@ class JsdCrossEntropy(nn.Module):
 
     The AugMix objective (Hendrycks et al. 2020): ``CE(p_clean, y) + alpha * JS(p_clean, p_aug1, p_aug2)`` with the
     mixture clamped to ``[1e-7, 1]`` before the log (:func:`~robust_train.losses.functional.jensen_shannon`).
+    In eval mode (validation / test, single split) it is the plain cross-entropy.
 
     Args:
         num_splits: default number of views (AugMix: 3); ``forward(..., num_splits=n)`` overrides it.
@@ -73,10 +74,14 @@ class JsdCrossEntropy(nn.Module):
     def forward(self, logits: Tensor, target: Tensor, num_splits: int | None = None) -> Tensor:
         """Args: logits (num_splits * B, K) ``[clean, aug...]``; target (B,) or (num_splits * B,). Returns a scalar.
 
+        A single split in eval mode (validation / test batches, which are not augmented) gives plain cross-entropy.
+
         Raises:
-            ValueError: a single split (the augmentation is not producing views; use ``jsd=True``).
+            ValueError: a single split in training mode (the augmentation is not producing views; use ``jsd=True``).
         """
         n = self.num_splits if num_splits is None else int(num_splits)
+        if n == 1 and not self.training:
+            return LF.split_cross_entropy(logits, target, 1, smoothing=self.smoothing)
         if n < 2:
             raise ValueError(
                 "JsdCrossEntropy got num_splits=1: the augmentation must return [clean, aug_1, aug_2] views "

@@ -46,10 +46,14 @@ class LogitPairingLoss(nn.Module):
     def forward(self, logits: Tensor, target: Tensor, num_splits: int = 2) -> Tensor:
         """Args: logits (num_splits * B, K); target (B,) or (num_splits * B,); num_splits 2 (or 1). Returns a scalar.
 
+        In eval mode (validation / test batches, not attacked) a single split gives plain cross-entropy.
+
         Raises:
-            ValueError: ``num_splits`` other than 1 or 2, or pairing requested on a single split.
+            ValueError: ``num_splits`` other than 1 or 2, or pairing requested on a single split in training mode.
         """
         if num_splits == 1:
+            if not self.training:
+                return LF.split_cross_entropy(logits, target, 1, smoothing=self.smoothing)
             if self.lam:
                 raise ValueError(
                     "LogitPairingLoss got one split but lam > 0: pairing needs [clean, adversarial] views "
@@ -90,7 +94,9 @@ class CleanLogitPairingLoss(nn.Module):
         self.smoothing = float(smoothing)
 
     def forward(self, logits: Tensor, target: Tensor, num_splits: int = 1) -> Tensor:
-        """Args: logits (B, K) of clean images; target (B,). Returns a scalar."""
+        """Args: logits (B, K) of clean images; target (B,). Returns a scalar (plain cross-entropy in eval mode)."""
+        if not self.training:
+            return LF.split_cross_entropy(logits, target, num_splits, smoothing=self.smoothing)
         if num_splits != 1:
             raise ValueError(f"CleanLogitPairingLoss expects one clean split, got num_splits={num_splits}")
         return LF.clean_logit_pairing(logits, target, self.lam, self.smoothing)

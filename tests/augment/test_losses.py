@@ -113,3 +113,12 @@ def test_clean_logit_pairing():
         CleanLogitPairingLoss()(z[:1], y[:1])
     with pytest.raises(ValueError, match="one clean split"):
         CleanLogitPairingLoss()(z[:4], y[:2], num_splits=2)
+
+
+def test_eval_mode_is_plain_cross_entropy():
+    z = torch.randn(4, 5)
+    y = torch.tensor([0, 1, 2, 3])
+    ce = F.cross_entropy(z, y)
+    for loss in (JsdCrossEntropy(), LogitPairingLoss(lam=0.5), CleanLogitPairingLoss(lam=0.5)):
+        torch.testing.assert_close(loss.eval()(z, y, num_splits=1), ce)
+    assert not torch.allclose(CleanLogitPairingLoss(lam=0.5).train()(z, y), ce)

@@ -1,0 +1,65 @@
+"""The augment/loss config options and the training-method experiments compose and instantiate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from robust_train.augment import AdversarialAugment, AugMix, CorruptionAugment, GaussianNoiseAugment, Stylize
+from robust_train.losses import CleanLogitPairingLoss, JsdCrossEntropy, LogitPairingLoss
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+OURS = {
+    "augmix": AugMix,
+    "augmix_jsd": AugMix,
+    "stylize": Stylize,
+    "alp": AdversarialAugment,
+    "corrupt": CorruptionAugment,
+    "gaussian_noise": GaussianNoiseAugment,
+}
+LOSSES = {"jsd": JsdCrossEntropy, "alp": LogitPairingLoss, "clp": CleanLogitPairingLoss}
+EXPERIMENTS = sorted(
+    p.stem
+    for p in (CONF / "experiment").glob("*.yaml")
+    if p.stem.split("_")[0] in ("cifar10", "cifar100", "imagenet", "tiny", "fmnist") and p.stem != "fmnist_default"
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:corruptions not registered")
+
+
+def _compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train.yaml", overrides=overrides)
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_augment_options_instantiate(name):
+    aug = instantiate(_compose([f"augment={name}"]).augment)
+    assert isinstance(aug, OURS[name])
+    if name == "augmix_jsd":
+        assert aug.num_splits == 3
+    if name == "alp":
+        assert aug.num_splits == 2 and abs(aug.attack.eps - 8 / 255) < 1e-6
+    if name not in ("stylize", "alp"):  # stylize needs weights files, alp a model
+        assert aug(torch.rand(2, 3, 32, 32)).shape[0] == 2 * aug.num_splits
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_options_instantiate(name):
+    assert isinstance(instantiate(_compose([f"loss={name}"]).loss), LOSSES[name])
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiments_compose_with_matching_augment_and_loss(name):
+    cfg = _compose([f"experiment={name}"])
+    aug = cfg.get("augment")
+    loss = instantiate(cfg.loss)
+    if aug and aug.get("_target_", "").endswith("AugMix") and aug.get("jsd"):
+        assert isinstance(loss, JsdCrossEntropy)
+    if aug and aug.get("_target_", "").endswith("AdversarialAugment"):
+        assert isinstance(loss, LogitPairingLoss)
+    assert cfg.trainer.max_epochs >= 1 and cfg.tags
