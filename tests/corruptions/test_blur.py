@@ -102,6 +102,16 @@ def _gaussian_ref(img: np.ndarray, sigma: float) -> np.ndarray:
     return np.uint8(np.clip(gaussian(img / 255.0, sigma=sigma, channel_axis=-1), 0, 1) * 255)
 
 
+def test_gaussian_fast_path_equals_filters_gaussian() -> None:
+    from robust_train.functional.blur import _gaussian_nearest
+    from robust_train.functional.filters import gaussian_filter2d
+
+    for shape, dtype in (((3, 3, 40, 24), torch.float32), ((3, 3, 5, 5), torch.float64)):  # incl. kernel > image
+        x = torch.rand(*shape, dtype=dtype)
+        sigma = torch.tensor([0.4, 1.5, 6.0], dtype=torch.float64)
+        assert torch.equal(_gaussian_nearest(x, sigma), gaussian_filter2d(x, sigma, truncate=4.0, mode="nearest"))
+
+
 @pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("preset", ["cifar", "tinyimagenet"])
 def test_gaussian_blur_matches_skimage_small(preset: str, severity: int) -> None:
