@@ -18,7 +18,44 @@ from robust_train.losses import JsdCrossEntropy, LogitPairingLoss
 from robust_train.models import RobustClassifier
 from robust_train.perturbations import PGD
 
-from ..pipeline.conftest import compose_cfg, shrink
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose_cfg(config_name: str, overrides: list[str], tmp_path: Path):
+    """Compose ``conf/<config_name>.yaml`` with Hydra's runtime paths filled in and every output under tmp_path."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.root_dir = cfg.paths.work_dir = str(tmp_path)
+        cfg.paths.output_dir = cfg.hydra.runtime.output_dir = str(tmp_path / "out")
+        cfg.paths.log_dir = str(tmp_path / "logs")
+    return cfg
+
+
+def shrink(cfg):
+    """CPU, one process, 1-2 batches per loop, no workers, no progress bars."""
+    with open_dict(cfg):
+        cfg.trainer.update(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=1,
+            limit_train_batches=2,
+            limit_val_batches=1,
+            limit_test_batches=1,
+            log_every_n_steps=1,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+        )
+        cfg.data.update(num_workers=0, pin_memory=False)
+        if cfg.get("callbacks"):
+            cfg.callbacks.pop("rich_progress_bar", None)
+            cfg.callbacks.pop("model_summary", None)
+    return cfg
+
 
 pytestmark = pytest.mark.filterwarnings("ignore:corruptions not registered", "ignore:.*does not have many workers")
 ROOT = Path(__file__).resolve().parents[2]
