@@ -520,3 +520,50 @@ def test_motion_blur_bit_exact_all_photos_and_presets(photo: str, monkeypatch: p
             else:
                 ref = _wand_motion_blur(img, *op.table.values(preset)[severity - 1].tolist(), angle)
             np.testing.assert_array_equal(run_module(op, img, params), ref)
+
+
+# ============================================================================================ generic behaviour
+@pytest.mark.parametrize("cls", [GaussianBlur, DefocusBlur, GlassBlur, MotionBlur, ZoomBlur])
+def test_non_square_images(cls) -> None:
+    x = natural_batch(64)[:, :, :, 8:56]  # 64 x 48
+    op = cls(severity=4)
+    out = op(x, op.params_for_indices(torch.arange(2)))
+    assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1 and (out - x).abs().mean() > 1e-3
+
+
+def test_glass_continuous_severity_rounds_delta_and_iterations() -> None:
+    x = natural_batch(64, dtype=torch.float64)
+    op = GlassBlur(severity=3.5, quantize=False, preset="imagenet")  # (1.05, 2.5 -> 2, 2.5 -> 2): half to even
+    params = op.params_for_indices(torch.arange(2))
+    ref = F.glass_blur(x, 1.05, 2, 2, params["seed"], stream=op.stream("displacement"))
+    torch.testing.assert_close(op(x, params), ref, atol=1e-12, rtol=0)
+
+
+def test_functional_bad_arguments() -> None:
+    x = torch.rand(2, 3, 16, 16)
+    with pytest.raises(ValueError, match="radius"):
+        F.motion_blur(x, 0.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        F.motion_blur(x, 3.0, -1.0, 0.0)
+    with pytest.raises(ValueError, match="leading dim 2"):
+        F.motion_blur(x, torch.ones(3), 1.0, 0.0)
+    with pytest.raises(ValueError, match="pad"):
+        F.motion_blur(x, 5.0, 1.0, 0.0, pad=2)
+    with pytest.raises(ValueError, match="zoom"):
+        F.clipped_zoom(x, 0.9)
+    with pytest.raises(ValueError, match="factors"):
+        F.zoom_blur(x, torch.ones(3, 4))
+    with pytest.raises(ValueError, match="weights"):
+        F.zoom_blur(x, torch.ones(2, 4), -torch.ones(2, 4))
+    with pytest.raises(ValueError, match="count"):
+        F.zoom_factors(0.01, 0)
+    with pytest.raises(ValueError, match="radius"):
+        F.defocus_blur(x, -1.0, 0.5)
+    with pytest.raises(ValueError, match="max_delta"):
+        F.glass_blur(x, 0.7, 0, 1, torch.arange(2))
+    with pytest.raises(ValueError, match="iterations"):
+        F.glass_blur(x, 0.7, 1, 1.5, torch.arange(2))
+    with pytest.raises(ValueError, match="displacements"):
+        F.glass_shuffle_index(torch.full((1, 8, 8), 1), torch.zeros(1, 8, 8, dtype=torch.long), 1)
+    with pytest.raises(TypeError, match="floating"):
+        F.gaussian_blur(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 1.0)
