@@ -161,6 +161,7 @@ def test_sweep_of_two_experiments_fast_dev_run(tmp_path):
         f"paths.log_dir={tmp_path / 'logs'}",
         f"hydra.sweep.dir={sweep}",
         "callbacks=none",
+        "eval=none",
     ]
     env = {**os.environ, "PROJECT_ROOT": str(tmp_path)}
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
