@@ -56,10 +56,13 @@ def test_loss_options_instantiate(name):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiments_compose_with_matching_augment_and_loss(name):
     cfg = _compose([f"experiment={name}"])
-    aug = cfg.get("augment")
+    aug = instantiate(cfg.augment) if cfg.get("augment") and "_target_" in cfg.augment else None
     loss = instantiate(cfg.loss)
-    if aug and aug.get("_target_", "").endswith("AugMix") and aug.get("jsd"):
-        assert isinstance(loss, JsdCrossEntropy)
-    if aug and aug.get("_target_", "").endswith("AdversarialAugment"):
-        assert isinstance(loss, LogitPairingLoss)
+    splits = 1 if aug is None else aug.num_splits
+    if isinstance(loss, JsdCrossEntropy):
+        assert splits == loss.num_splits == 3
+    if isinstance(loss, LogitPairingLoss) and loss.lam > 0:
+        assert splits == 2
+    if splits > 1:
+        assert isinstance(loss, (JsdCrossEntropy, LogitPairingLoss))
     assert cfg.trainer.max_epochs >= 1 and cfg.tags
