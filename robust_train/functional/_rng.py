@@ -278,8 +278,15 @@ def _normal_keys(seed: Tensor, stream: int, device: torch.device) -> tuple[Tenso
     return tuple(k.to(device).view(-1, 1) for k in (a1, a2, b1, b2))  # type: ignore[return-value]
 
 
-def _normal_block(keys: tuple[Tensor, Tensor, Tensor, Tensor], b0: int, b1: int, e0: int, e1: int,
-                  dtype: torch.dtype, device: torch.device) -> Tensor:
+def _normal_block(
+    keys: tuple[Tensor, Tensor, Tensor, Tensor],
+    b0: int,
+    b1: int,
+    e0: int,
+    e1: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor:
     """Normal variates for samples ``b0:b1`` and elements ``e0:e1`` (``e0`` even), shape (b1-b0, e1-e0)."""
     j0, j1 = e0 // 2, (e1 + 1) // 2
     pairs = torch.arange(j0, j1, dtype=torch.int32, device=device).view(1, -1)
@@ -369,8 +376,9 @@ def combine_seeds(*parts: Tensor | int) -> Tensor:
         >>> s.dtype, s.shape, bool((s[0] != s[1]))
         (torch.int64, torch.Size([3]), True)
     """
-    tensors = [p.to("cpu", torch.int64) if isinstance(p, Tensor) else torch.tensor(int(p), dtype=torch.int64)
-               for p in parts]
+    tensors = [
+        p.to("cpu", torch.int64) if isinstance(p, Tensor) else torch.tensor(int(p), dtype=torch.int64) for p in parts
+    ]
     tensors = torch.broadcast_tensors(*tensors)
     acc = torch.full(tensors[0].shape, 0x2545F491, dtype=torch.int64)
     acc_hi = torch.full(tensors[0].shape, 0x1B873593, dtype=torch.int64)
