@@ -60,7 +60,8 @@ def _per_sample(v: Tensor | float, x: Tensor, name: str) -> Tensor:
 
 def _vector(v: Tensor | float, batch: int, name: str, dtype: torch.dtype, device: torch.device | str) -> Tensor:
     """A scalar or (B,) argument as a (B,) tensor of ``dtype`` on ``device``."""
-    t = torch.as_tensor(v).detach().to(device=device, dtype=dtype).reshape(-1)
+    t = v.detach() if isinstance(v, Tensor) else torch.as_tensor(v, dtype=dtype)  # Python floats stay float64
+    t = t.to(device=device, dtype=dtype).reshape(-1)
     if t.numel() == 1:
         t = t.expand(batch)
     check_batch_param(t, batch, name)
@@ -419,9 +420,11 @@ def pixelate_sizes(height: int, width: int, factor: Tensor) -> Tensor:
     return torch.stack((sh, sw), 1)
 
 
-def _axis_plan(n: int, sides: list[int], device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per-sample windows of the downscale n -> side (padded to the largest side with empty windows) and the
-    nearest-neighbour source index of the upscale side -> n. Shapes (B, M), (B, M), (B, M), (B, n)."""
+@functools.lru_cache(maxsize=256)
+def _axis_plan_cpu(n: int, sides: tuple[int, ...]) -> tuple[Tensor, ...]:
+    """Per-sample plan of one axis: windows of the downscale n -> side (padded to the largest side with empty
+    windows), their tap counts, rounding biases and fixed-point weights, and the nearest-neighbour source index of
+    the upscale side -> n. Shapes (B, M) x 5 and (B, n)."""
     mx = max(sides)
     start = torch.zeros(len(sides), mx, dtype=torch.int64)
     stop = torch.zeros(len(sides), mx, dtype=torch.int64)
@@ -433,11 +436,41 @@ def _axis_plan(n: int, sides: list[int], device: torch.device) -> tuple[Tensor, 
         if not (bool((ustop - ustart == 1).all()) and bool((uk == (1 << _PREC)).all())):
             raise AssertionError(f"BOX upscale {s}->{n} is expected to be nearest-neighbour")  # pragma: no cover
         up[i] = ustart
-    return start.to(device), stop.to(device), k.to(device, torch.float64), up.to(device)
+    count = (stop - start).clamp_min(1)
+    # Ties (sum / count exactly half-way) round up when the fixed-point weight k >= 2**22 / count, down otherwise.
+    bias = count.to(torch.float64) / 2 - torch.where(k * count >= (1 << _PREC), 0.0, 0.25)
+    bias = torch.where(stop > start, bias, torch.zeros_like(bias))
+    return start, stop, count.to(torch.float64), bias, k.to(torch.float64), up
+
+
+def _axis_plan(n: int, sides: list[int], device: torch.device) -> tuple[Tensor, ...]:
+    return tuple(t.to(device) for t in _axis_plan_cpu(n, tuple(sides)))
+
+
+@functools.lru_cache(maxsize=256)
+def _nearest_exact_matches(m: int, n: int) -> bool:
+    """Whether ``interpolate(mode="nearest-exact")`` picks Pillow's BOX-upscale source pixels for m -> n."""
+    src = torch.arange(m, dtype=torch.float32).view(1, 1, 1, m)
+    got = F.interpolate(src, size=(1, n), mode="nearest-exact").view(-1).to(torch.int64)
+    return bool(torch.equal(got, _axis_plan_cpu(n, (m,))[5][0]))
 
 
 def _window_sums(v: Tensor, start: Tensor, stop: Tensor, dim: int) -> Tensor:
-    """Sums of ``v`` over per-sample windows along ``dim`` (-1 or -2) from a cumulative sum (exact for 8-bit ints)."""
+    """Sums of ``v`` over per-sample windows ``start:stop`` along ``dim`` (-1 or -2), exact for 8-bit integers.
+
+    Short windows (the usual case: 1-4 taps) add one gathered tap at a time; long ones use a cumulative sum.
+    """
+    count = stop - start
+    taps = int(count.max())
+    if taps <= 8:
+        n = v.shape[dim]
+        out = _take(v, start.clamp(max=n - 1), dim)
+        shape = (v.shape[0], 1, 1, -1) if dim == -1 else (v.shape[0], 1, -1, 1)
+        if bool((count == 0).any()):
+            out = out * (count > 0).to(v.dtype).view(shape)
+        for t in range(1, taps):
+            out = out + _take(v, (start + t).clamp(max=n - 1), dim) * (count > t).to(v.dtype).view(shape)
+        return out
     pad = (1, 0) if dim == -1 else (0, 0, 1, 0)
     csum = F.pad(torch.cumsum(v, dim=dim), pad)
     return _take(csum, stop, dim) - _take(csum, start, dim)
@@ -451,10 +484,26 @@ def _take(v: Tensor, index: Tensor, dim: int) -> Tensor:
     return v.gather(2, index.view(b, 1, -1, 1).expand(b, c, index.shape[1], w))
 
 
-def _round_pass(sums: Tensor, k: Tensor) -> Tensor:
-    """Pillow's rounding of one 8-bit pass: ``clip((sum * k + 2**21) >> 22, 0, 255)``, exact in float64."""
+def _round_pass(sums: Tensor, count: Tensor, bias: Tensor, k: Tensor) -> Tensor:
+    """Pillow's rounding of one 8-bit pass, ``clip((sum * k + 2**21) >> 22, 0, 255)``, for box sums of 8-bit ints.
+
+    With ``k = round(2**22 / count)`` this equals ``floor((sum + bias) / count)`` (round half up, or half down where
+    ``k < 2**22 / count``) as long as ``count < 128``: the fixed-point error is then smaller than the distance to the
+    next rounding boundary, and the float32 division is exact enough. Larger windows use the float64 fixed-point form.
+    """
+    if float(count.max()) < 128 and sums.dtype in (torch.float32, torch.float64):
+        return torch.floor((sums + bias.to(sums.dtype)) / count.to(sums.dtype))
     acc = sums.to(torch.float64) * k + float(1 << (_PREC - 1))
-    return torch.floor(acc * (1.0 / (1 << _PREC))).clamp_(0.0, 255.0)
+    return torch.floor(acc * (1.0 / (1 << _PREC))).clamp_(0.0, 255.0).to(sums.dtype)
+
+
+def _upscale(t: Tensor, h_up: Tensor, w_up: Tensor, sides: Tensor, h: int, w: int) -> Tensor:
+    """Nearest-neighbour upscale with Pillow's source indices (fast path when every sample has the same size)."""
+    mh, mw = int(sides[0, 0]), int(sides[0, 1])
+    uniform = bool((sides == sides[0]).all())
+    if uniform and _nearest_exact_matches(mh, h) and _nearest_exact_matches(mw, w):
+        return F.interpolate(t, size=(h, w), mode="nearest-exact")
+    return _take(_take(t, w_up, -1), h_up, -2)
 
 
 def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
@@ -474,7 +523,8 @@ def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
 
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
-        factor: downscale factor per sample, shape (B,) or scalar, in (0, 1].
+        factor: downscale factor per sample, shape (B,) or scalar, in (0, 1]; sizes are ``int(S * c)`` computed in
+            float64, so pass Python floats or float64 tensors (a float32 ``0.02`` is slightly below 0.02).
 
     Returns:
         Shape (B, 3, H, W), same dtype, values on the 8-bit grid ``k / 255``.
@@ -492,13 +542,13 @@ def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
     if bool(((fac <= 0) | (fac > 1)).any()):
         raise ValueError(f"factor: expected values in (0, 1], got {fac.tolist()}")
     sizes = pixelate_sizes(h, w, fac)
-    h0, h1, hk, hup = _axis_plan(h, sizes[:, 0].tolist(), x.device)
-    w0, w1, wk, wup = _axis_plan(w, sizes[:, 1].tolist(), x.device)
+    h0, h1, hn, hb, hk, hup = _axis_plan(h, sizes[:, 0].tolist(), x.device)
+    w0, w1, wn, wb, wk, wup = _axis_plan(w, sizes[:, 1].tolist(), x.device)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32  # window sums of 8-bit ints are exact
-    u = torch.round(x.detach().to(work).clamp(0.0, 1.0) * 255.0)
-    t = _round_pass(_window_sums(u, w0, w1, -1), wk.view(b, 1, 1, -1)).to(work)  # (B, C, H, Mw)
-    t = _round_pass(_window_sums(t, h0, h1, -2), hk.view(b, 1, -1, 1)).to(work)  # (B, C, Mh, Mw)
-    out = (_take(_take(t, wup, -1), hup, -2) / 255.0).to(x.dtype)
+    u = x.detach().to(work).mul(255.0).clamp_(0.0, 255.0).round_()
+    t = _round_pass(_window_sums(u, w0, w1, -1), wn.view(b, 1, 1, -1), wb.view(b, 1, 1, -1), wk.view(b, 1, 1, -1))
+    t = _round_pass(_window_sums(t, h0, h1, -2), hn.view(b, 1, -1, 1), hb.view(b, 1, -1, 1), hk.view(b, 1, -1, 1))
+    out = _upscale(t, hup, wup, sizes, h, w).div_(255.0).to(x.dtype)
     if _needs_grad(x):
         cw = (w1 - w0).clamp_min(1).to(x.dtype).view(b, 1, 1, -1)
         ch = (h1 - h0).clamp_min(1).to(x.dtype).view(b, 1, -1, 1)

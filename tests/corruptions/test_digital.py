@@ -342,12 +342,30 @@ def test_pixelate_non_square_and_per_sample_sizes() -> None:
     factors = [0.95, 0.6, 0.37]
     xw = to_tensor(wide).repeat(3, 1, 1, 1)
     xt = to_tensor(tall).repeat(3, 1, 1, 1)
-    out_w = F.pixelate(xw, torch.tensor(factors))
-    out_t = F.pixelate(xt, torch.tensor(factors))
+    out_w = F.pixelate(xw, torch.tensor(factors, dtype=torch.float64))
+    out_t = F.pixelate(xt, torch.tensor(factors, dtype=torch.float64))
     for i, c in enumerate(factors):
         assert np.array_equal(to_uint8(out_w[i : i + 1]), _pil_pixelate(wide, c))
         assert np.array_equal(to_uint8(out_t[i : i + 1]), _pil_pixelate(tall, c, horizontal_first=True))
-        assert torch.equal(out_w[i : i + 1], F.pixelate(xw[:1], torch.tensor([c])))  # batch-independent
+        assert torch.equal(out_w[i : i + 1], F.pixelate(xw[:1], c))  # batch-independent
+
+
+def test_pixelate_long_windows() -> None:
+    """Strong downscales (20-50 taps per window: cumulative-sum path) and int(S * c) in float64 (300 * 0.02 = 6)."""
+    img = np.ascontiguousarray(photo_at("astronaut", 300)[:, :290])
+    for c in (0.05, 0.02):
+        assert np.array_equal(to_uint8(F.pixelate(to_tensor(img), c)), _pil_pixelate(img, c))
+
+
+def test_pixelate_rounding_shortcut_is_pillows_fixed_point() -> None:
+    """``floor((sum + bias) / count)`` equals Pillow's ``(sum * k + 2**21) >> 22`` for every 8-bit box sum."""
+    for count in range(1, 128):
+        k = int(0.5 + (1.0 / count) * (1 << 22))
+        sums = torch.arange(255 * count + 1, dtype=torch.int64)
+        ref = ((sums * k + (1 << 21)) >> 22).clamp(0, 255).to(torch.float32)
+        bias = torch.tensor([count / 2 - (0.0 if k * count >= 1 << 22 else 0.25)])
+        ours = F._round_pass(sums.to(torch.float32), torch.tensor([float(count)]), bias, torch.tensor([float(k)]))
+        assert torch.equal(ours, ref), count
 
 
 def test_pixelate_continuous_severity_uses_interpolated_factor() -> None:
