@@ -28,7 +28,7 @@ import functools
 import hashlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -40,7 +40,14 @@ from ..functional._checks import check_image, check_range
 from ..functional.adain import adain, adain_blend, channel_mean_std
 from .base import BatchAugment
 
-__all__ = ["Stylize", "build_adain_decoder", "build_vgg_encoder", "load_style_images"]
+__all__ = [
+    "Stylize",
+    "build_adain_decoder",
+    "build_vgg_encoder",
+    "list_style_files",
+    "load_images",
+    "load_style_images",
+]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 WEIGHTS_HELP = (
@@ -153,22 +160,12 @@ def _random_state() -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     return enc.state_dict(), dec.state_dict()
 
 
-def load_style_images(style_dir: str | os.PathLike, size: int, max_images: int | None = None) -> Tensor:
-    """Load a folder of style images (recursively, sorted), resize the shorter side to ``size`` and centre-crop.
-
-    Args:
-        style_dir: folder with images (jpg, png, ...).
-        size: output side.
-        max_images: keep at most this many (the first ones in sorted order).
-
-    Returns:
-        (N, 3, size, size) float32 in [0, 1].
+def list_style_files(style_dir: str | os.PathLike, max_images: int | None = None) -> list[Path]:
+    """Image files below ``style_dir`` (recursively, sorted), at most ``max_images`` of them.
 
     Raises:
         FileNotFoundError: missing folder. ValueError: no images in it.
     """
-    from PIL import Image
-
     root = Path(os.path.expanduser(str(style_dir)))
     if not root.is_dir():
         raise FileNotFoundError(f"style_dir: folder '{root}' does not exist")
@@ -177,7 +174,14 @@ def load_style_images(style_dir: str | os.PathLike, size: int, max_images: int |
         files = files[: int(max_images)]
     if not files:
         raise ValueError(f"style_dir: no images ({', '.join(IMAGE_EXTENSIONS)}) found under '{root}'")
-    out = torch.empty(len(files), 3, size, size)
+    return files
+
+
+def load_images(files: Sequence[str | os.PathLike], size: int) -> Tensor:
+    """Load images, resize the shorter side to ``size`` (PIL bilinear) and centre-crop: (N, 3, size, size) in [0, 1]."""
+    from PIL import Image
+
+    out = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
     for i, f in enumerate(files):
         with Image.open(f) as im:
             im = im.convert("RGB")
@@ -188,7 +192,16 @@ def load_style_images(style_dir: str | os.PathLike, size: int, max_images: int |
             left, top = (nw - size) // 2, (nh - size) // 2
             im = im.crop((left, top, left + size, top + size))
             out[i] = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1)
-    return out / 255.0
+    return out.float() / 255.0
+
+
+def load_style_images(style_dir: str | os.PathLike, size: int, max_images: int | None = None) -> Tensor:
+    """Load a (small) folder of style images: :func:`list_style_files` then :func:`load_images`.
+
+    Returns:
+        (N, 3, size, size) float32 in [0, 1].
+    """
+    return load_images(list_style_files(style_dir, max_images), size)
 
 
 class Stylize(BatchAugment):
@@ -206,6 +219,7 @@ class Stylize(BatchAugment):
         min_encoder_size: upsample images whose shorter side is smaller than this for the encoder.
         grayscale_output: convert stylised 3-channel images to grey (keeps a grey dataset grey).
         pretrained: load the weights; ``False`` uses fixed random weights (tests).
+        stats_cache: file where the style statistics are saved and reused (large style folders).
         config_key: prefix used in error messages (the Hydra node holding this module).
         seed: seed of the module's generator.
 
@@ -232,6 +246,7 @@ class Stylize(BatchAugment):
         min_encoder_size: int = 128,
         grayscale_output: bool = False,
         pretrained: bool = True,
+        stats_cache: str | None = None,
         config_key: str = "augment",
         seed: int | None = None,
     ) -> None:
@@ -262,22 +277,33 @@ class Stylize(BatchAugment):
         self.pretrained = bool(pretrained)
         self.config_key = config_key
         # Lazily created state lives outside the module tree (no state_dict entries, no .to() surprises).
+        self.stats_cache = stats_cache
         self._styles: list[Tensor | None] = [None if styles is None else styles.detach().float().cpu()]
+        self._files: list[Path] | None = None
         self._nets: dict[str, nn.Sequential] = {}
         self._stats: dict[str, tuple[Tensor, Tensor]] = {}
 
     # ------------------------------------------------------------------ lazy state
     @property
+    def style_files(self) -> list[Path]:
+        """The style image files (listed at first use; empty when styles were given as a tensor)."""
+        if self._styles[0] is not None:
+            return []
+        if self._files is None:
+            self._files = list_style_files(self.style_dir, self.max_styles)  # type: ignore[arg-type]
+        return self._files
+
+    @property
     def styles(self) -> Tensor:
-        """The style images (N, 3, S, S), loaded from ``style_dir`` at first use."""
+        """The style images (N, 3, S, S) in memory (loads the whole folder: meant for small style sets and tests)."""
         if self._styles[0] is None:
-            self._styles[0] = load_style_images(self.style_dir, self.style_size, self.max_styles)  # type: ignore[arg-type]
-        return self._styles[0]  # type: ignore[return-value]
+            return load_images(self.style_files, self.style_size)
+        return self._styles[0]
 
     @property
     def num_styles(self) -> int:
         """Number of style images."""
-        return int(self.styles.shape[0])
+        return int(self._styles[0].shape[0]) if self._styles[0] is not None else len(self.style_files)
 
     def networks(self, device: torch.device | str = "cpu") -> tuple[nn.Sequential, nn.Sequential]:
         """Encoder and decoder on ``device`` (built and loaded at first use, frozen, eval mode)."""
@@ -302,23 +328,63 @@ class Stylize(BatchAugment):
             dec.to(device)
         return enc, dec
 
-    def style_stats(self, device: torch.device | str = "cpu", chunk: int = 16) -> tuple[Tensor, Tensor]:
-        """Channel mean and std (N, 512) of every style image's ``relu4_1`` features, computed once per device."""
-        key = str(torch.device(device))
-        if key not in self._stats:
-            enc, _ = self.networks(device)
-            means, stds = [], []
-            with torch.no_grad():
-                for s in torch.split(self.styles, chunk):
-                    m, sd = channel_mean_std(enc(s.to(device)))
-                    means.append(m)
-                    stds.append(sd)
-            self._stats[key] = (torch.cat(means), torch.cat(stds))
-        return self._stats[key]
+    def _style_chunks(self, chunk: int) -> Iterator[Tensor]:
+        if self._styles[0] is not None:
+            yield from torch.split(self._styles[0], chunk)
+            return
+        files = self.style_files
+        for i in range(0, len(files), chunk):
+            yield load_images(files[i : i + chunk], self.style_size)
+
+    def _cache_key(self) -> str:
+        h = hashlib.sha1()
+        h.update(f"{self.style_size}|{self.pretrained}|".encode())
+        for p in (self.encoder_path,) if self.pretrained else ():
+            st = Path(os.path.expanduser(str(p))).stat()
+            h.update(f"{Path(str(p)).name}|{st.st_size}|".encode())
+        if self._styles[0] is not None:
+            h.update(self._styles[0].mul(255).round().to(torch.uint8).numpy().tobytes())
+        else:
+            for f in self.style_files:
+                h.update(f"{f}|{f.stat().st_size}|".encode())
+        return h.hexdigest()
+
+    def style_stats(self, device: torch.device | str = "cpu", chunk: int = 32) -> tuple[Tensor, Tensor]:
+        """Channel mean and std (N, 512) of every style image's ``relu4_1`` features, computed once.
+
+        Style images are streamed from disk ``chunk`` at a time (a Painter-by-Numbers-sized folder never sits in
+        memory); with ``stats_cache`` the statistics are saved there and reused while the style files, style size
+        and encoder weights file are unchanged.
+        """
+        if "cpu" not in self._stats:
+            key = self._cache_key() if self.stats_cache else ""
+            cache = Path(os.path.expanduser(str(self.stats_cache))) if self.stats_cache else None
+            if cache is not None and cache.is_file():
+                doc = torch.load(cache, map_location="cpu", weights_only=True)
+                if doc.get("key") == key:
+                    self._stats["cpu"] = (doc["mean"], doc["std"])
+            if "cpu" not in self._stats:
+                enc, _ = self.networks(device)
+                means, stds = [], []
+                with torch.no_grad():
+                    for s in self._style_chunks(chunk):
+                        m, sd = channel_mean_std(enc(s.to(device)))
+                        means.append(m.cpu())
+                        stds.append(sd.cpu())
+                self._stats["cpu"] = (torch.cat(means), torch.cat(stds))
+                if cache is not None:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = cache.with_suffix(cache.suffix + ".tmp")
+                    torch.save({"key": key, "mean": self._stats["cpu"][0], "std": self._stats["cpu"][1]}, tmp)
+                    os.replace(tmp, cache)
+        dev = str(torch.device(device))
+        if dev not in self._stats:
+            self._stats[dev] = tuple(t.to(device) for t in self._stats["cpu"])  # type: ignore[assignment]
+        return self._stats[dev]
 
     def style_digest(self) -> str:
-        """Short hash of the style images (for logging which style bank a run used)."""
-        return hashlib.sha1(self.styles.mul(255).round().to(torch.uint8).numpy().tobytes()).hexdigest()[:12]
+        """Short hash of the style bank (files or tensor) and encoder settings, for logging which bank a run used."""
+        return self._cache_key()[:12]
 
     # ------------------------------------------------------------------ params / apply
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> Params:

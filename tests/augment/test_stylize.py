@@ -183,3 +183,25 @@ def test_bad_arguments():
         _aug(alpha=1.5)
     with pytest.raises(ValueError, match="channels"):
         _aug()(torch.rand(1, 2, 16, 16))
+
+
+def test_style_folder_is_streamed_and_stats_are_cached(tmp_path, monkeypatch):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / f"s{i}.png")
+    cache = tmp_path / "cache" / "stats.pt"
+    kw = {"style_dir": str(tmp_path), "style_size": 16, "pretrained": False, "min_encoder_size": 16}
+    aug = Stylize(stats_cache=str(cache), **kw)
+    assert aug.num_styles == 5 and aug._styles[0] is None  # counted from the file list, nothing loaded
+    mean, std = aug.style_stats(chunk=2)
+    ref_mean, _ = Stylize(**kw).style_stats(chunk=32)
+    torch.testing.assert_close(mean, ref_mean)  # chunking does not change the statistics
+    assert cache.is_file()
+    again = Stylize(stats_cache=str(cache), **kw)
+    monkeypatch.setattr(again, "networks", lambda *a, **k: pytest.fail("statistics were recomputed"))
+    torch.testing.assert_close(again.style_stats()[1], std)
+    other = Stylize(stats_cache=str(cache), **{**kw, "style_size": 24})  # different settings: recomputed
+    assert other.style_stats()[0].shape == (5, 512)
+    assert torch.load(cache, weights_only=True)["key"] == other._cache_key() != aug._cache_key()
