@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..corruptions.params import Params
 from ..functional._checks import check_image, check_range
+from ..functional._rng import combine_seeds
 
 __all__ = ["BatchAugment", "ModelFn"]
 
@@ -54,6 +55,7 @@ class BatchAugment(nn.Module):
         if seed is not None:
             self.generator = torch.Generator().manual_seed(int(seed))
         self.last_params: Any = None
+        self._rank: int | None = None
 
     @property
     def num_splits(self) -> int:
@@ -64,9 +66,25 @@ class BatchAugment(nn.Module):
         """Reset the module's own generator to ``seed`` (creates one if the module used the global generator)."""
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(int(seed))
+        self._rank = None
 
     def _gen(self, generator: torch.Generator | None) -> torch.Generator | None:
-        return generator if generator is not None else self.generator
+        """The generator of a draw: the given one, else the module's own, else the global one.
+
+        Under ``torch.distributed`` with several processes every rank would otherwise make the same draws (the seed,
+        or ``seed_everything``'s global seed, is the same on every rank), so the first draw there switches to a
+        private generator seeded from ``(seed or torch.initial_seed(), rank)``.
+        """
+        if generator is not None:
+            return generator
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            rank = dist.get_rank()
+            if getattr(self, "_rank", None) != rank:
+                base = self.seed if self.seed is not None else torch.initial_seed()
+                self.generator = torch.Generator().manual_seed(int(combine_seeds(int(base), rank)))
+                self._rank = rank
+        return self.generator
 
     def _apply_flags(self, n: int, g: torch.Generator | None) -> Tensor:
         return torch.rand(n, generator=g, dtype=torch.float64) < self.p

@@ -181,3 +181,25 @@ def test_non_contiguous_input():
     aug = AugMix(seed=0)
     out = aug(x)
     assert torch.equal(out, aug(x.contiguous(), params=aug.last_params))
+
+
+def test_ranks_draw_different_parameters(monkeypatch):
+    """Under DDP every rank has the same seed; each rank must still augment differently (and reproducibly)."""
+    import torch.distributed as dist
+
+    def draws(rank: int, seed: int | None) -> torch.Tensor:
+        monkeypatch.setattr(dist, "is_initialized", lambda: True)
+        monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+        monkeypatch.setattr(dist, "get_rank", lambda: rank)
+        torch.manual_seed(7)
+        return AugMix(seed=seed).sample_params(4)["level"]
+
+    for seed in (None, 3):
+        r0, r1 = draws(0, seed), draws(1, seed)
+        assert not torch.equal(r0, r1)
+        assert torch.equal(draws(0, seed), r0)
+    monkeypatch.undo()
+    torch.manual_seed(7)
+    single = AugMix().sample_params(4)["level"]
+    torch.manual_seed(7)
+    assert torch.equal(AugMix().sample_params(4)["level"], single)  # one process: the global generator as before
