@@ -17,11 +17,27 @@ from .base import Corruption, SeverityTable
 from .params import Params
 from .suites import CORRUPTIONS
 
-__all__ = ["Brightness", "Fog", "Frost", "Snow", "Spatter"]
+__all__ = ["Brightness", "Fog", "Frost", "Snow", "Spatter", "WeatherCorruption"]
+
+
+class WeatherCorruption(Corruption):
+    """Shared behaviour of the weather corruptions: bit-exact 8-bit output.
+
+    When the module quantises its output (``quantize=True``, the default, or a JPEG round trip), the functional op is
+    called with ``quantize=True``: it computes in the original's precision (float64 for brightness, fog and frost,
+    float32 scenes for snow and spatter) on the 8-bit grid and truncates without tolerance, so that values the
+    original's arithmetic puts a hair below an integer are truncated exactly as ``np.uint8`` did. The base class's
+    own truncation is then a no-op. With ``quantize=False`` the op runs in the input's dtype.
+    """
+
+    @property
+    def exact_output(self) -> bool:
+        """Whether the op should return the original's exact 8-bit values."""
+        return self.quantize or self.jpeg_quality is not None
 
 
 @CORRUPTIONS.register(family="weather")
-class Brightness(Corruption):
+class Brightness(WeatherCorruption):
     """Brighten: add ``c`` to the HSV value channel (skimage HSV, spec 2.13, H7). Deterministic, exact gradient.
 
     Severity table (additive change ``c`` of V):
@@ -52,11 +68,11 @@ class Brightness(Corruption):
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
         a = self.args(params, self.resolve_preset(x))
-        return F.brightness(x, a["value"])
+        return F.brightness(x, a["value"], quantize=self.exact_output)
 
 
 @CORRUPTIONS.register(family="weather")
-class Fog(Corruption):
+class Fog(WeatherCorruption):
     """Fog: add a diamond-square plasma fractal, renormalise by the image maximum (spec 2.12, H3).
 
     The plasma map (side 256 / 64 / 32 at the native sizes, the next power of two >= max(H, W) otherwise, cropped
@@ -91,11 +107,12 @@ class Fog(Corruption):
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
         a = self.args(params, self.resolve_preset(x))
-        return F.fog(x, a["strength"], a["wibbledecay"], params["seed"], stream=self.stream("plasma"))
+        return F.fog(x, a["strength"], a["wibbledecay"], params["seed"], stream=self.stream("plasma"),
+                     quantize=self.exact_output)
 
 
 @CORRUPTIONS.register(family="weather")
-class Frost(Corruption):
+class Frost(WeatherCorruption):
     """Frost: blend with a random crop of one of the original frost photographs (spec 2.11). Exact gradient.
 
     ``out = clip(a x + b frost)``. The textures are the original files, read lazily from the installed
@@ -153,21 +170,23 @@ class Frost(Corruption):
         idx = params["texture"].cpu()
         cu = params["crop_u"].cpu()
         top, left = F.frost_offsets(idx, cu[:, 0], cu[:, 1], scale, h, w)
-        return F.frost(x, a["image_weight"], a["frost_weight"], idx, top, left, scale=scale)
+        return F.frost(
+            x, a["image_weight"], a["frost_weight"], idx, top, left, scale=scale, quantize=self.exact_output
+        )
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", include_frost6={self.include_frost6}"
 
 
 @CORRUPTIONS.register(family="weather")
-class Spatter(Corruption):
+class Spatter(WeatherCorruption):
     """Spatter: water drops (severities 1-3) or mud (4-5) from a thresholded, blurred noise layer (spec 2.19).
 
     The water branch reproduces OpenCV's Canny, 5x5 chamfer distance transform, box blurs, ``equalizeHist`` and the
     saturating emboss filter exactly (batched torch re-implementations, see
-    :mod:`robust_train.functional.weather`). Decisions on quirk 11: an empty water map leaves the image unchanged
-    (the original returns NaN), ``uint8(255 L)`` saturates instead of wrapping. Exact gradient (the output is
-    linear in the image for a given layer).
+    :mod:`robust_train.functional.weather`). Quirk 11: ``uint8(255 L)`` wraps modulo 256 like the original (this
+    happens at Tiny-ImageNet / CIFAR severity 3); an empty water map leaves the image unchanged (the original
+    returns NaN). Exact gradient (the output is linear in the image for a given layer).
 
     Continuous severities: table entries are interpolated linearly, except between severities 3 and 4 where the
     branch changes: there every entry snaps to the nearer integer severity (3.5 and above -> mud), because the
@@ -231,12 +250,12 @@ class Spatter(Corruption):
         a = self.args(params, self.resolve_preset(x))
         return F.spatter(
             x, a["loc"], a["scale"], a["sigma"], a["threshold"], a["intensity"], a["mud"] > 0.5,
-            params["seed"], stream=self.stream("liquid"),
+            params["seed"], stream=self.stream("liquid"), quantize=self.exact_output,
         )
 
 
 @CORRUPTIONS.register(family="weather")
-class Snow(Corruption):
+class Snow(WeatherCorruption):
     """Snow: two motion-blurred flake layers over a brightened scene (spec 2.10; H4 zoom, H5 motion blur, H8 grey).
 
     The flake layer (normal field from the seed) is zoomed, thresholded, truncated to 8 bit *before* the blur
@@ -297,5 +316,5 @@ class Snow(Corruption):
         a = self.args(params, self.resolve_preset(x))
         return F.snow(
             x, a["loc"], a["scale"], a["zoom"], a["threshold"], a["radius"], a["sigma"], a["blend"],
-            params["angle"], params["seed"], stream=self.stream("layer"),
+            params["angle"], params["seed"], stream=self.stream("layer"), quantize=self.exact_output,
         )

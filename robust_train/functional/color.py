@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ._checks import check_shape
 
-__all__ = ["GREY_WEIGHTS", "hsv_to_rgb", "rgb_to_grey", "rgb_to_hsv"]
+__all__ = ["GREY_WEIGHTS", "hsv_to_rgb", "hsv_to_rgb_planes", "rgb_to_grey", "rgb_to_hsv", "rgb_to_hsv_planes"]
 
 #: OpenCV's RGB -> grey coefficients (R, G, B).
 GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
@@ -38,6 +38,35 @@ def _check_float_image(x: Tensor, name: str) -> None:
     check_shape(x, "B 3 H W", name)
     if not torch.is_floating_point(x):
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+
+
+def rgb_to_hsv_planes(r: Tensor, g: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`rgb_to_hsv` on separate channel planes (same arithmetic), avoiding stacking.
+
+    Args:
+        r: red, any shape, float.
+        g: green, same shape.
+        b: blue, same shape.
+
+    Returns:
+        ``(h, s, v)`` tensors of the same shape and dtype.
+    """
+    # Selections are written as exact arithmetic (a * m + b * (1 - m) with m in {0, 1}) instead of torch.where,
+    # which is an order of magnitude slower than arithmetic on CPU builds of torch 2.x.
+    v = torch.maximum(torch.maximum(r, g), b)
+    delta = v - torch.minimum(torch.minimum(r, g), b)
+    flat = (delta == 0).to(r.dtype)
+    safe_delta = delta + flat  # 1 where max == min, else delta (exact)
+    s = delta / (v + flat)  # 0 / 1 where max == min (then also V may be 0), else delta / V (exact)
+    in_b = (b == v).to(r.dtype)
+    in_g = (g == v).to(r.dtype) * (1.0 - in_b)
+    in_r = 1.0 - in_b - in_g
+    h = ((4.0 + (r - g) / safe_delta) * in_b + (2.0 + (b - r) / safe_delta) * in_g) + ((g - b) / safe_delta) * in_r
+    h = h / 6.0
+    # (h / 6) mod 1 with h / 6 in [-1/6, 5/6]: NumPy's float remainder gives fl(a + 1) for a < 0, else a
+    h = h + (h < 0).to(h.dtype)
+    h = h * (1.0 - flat)
+    return h, s, v
 
 
 def rgb_to_hsv(x: Tensor) -> Tensor:
@@ -64,22 +93,32 @@ def rgb_to_hsv(x: Tensor) -> Tensor:
         [0.0833333358168602, 1.0, 1.0]
     """
     _check_float_image(x, "x")
-    r, g, b = x.unbind(1)
-    v = torch.maximum(torch.maximum(r, g), b)
-    mn = torch.minimum(torch.minimum(r, g), b)
-    delta = v - mn
-    flat = delta == 0
-    one = torch.ones_like(delta)
-    safe_delta = torch.where(flat, one, delta)
-    safe_v = torch.where(v == 0, one, v)
-    s = torch.where(flat, torch.zeros_like(delta), delta / safe_v)
-    h_r = (g - b) / safe_delta
-    h_g = 2.0 + (b - r) / safe_delta
-    h_b = 4.0 + (r - g) / safe_delta
-    h = torch.where(b == v, h_b, torch.where(g == v, h_g, h_r))
-    h = torch.remainder(h / 6.0, 1.0)
-    h = torch.where(flat, torch.zeros_like(h), h)
-    return torch.stack((h, s, v), dim=1)
+    return torch.stack(rgb_to_hsv_planes(*x.unbind(1)), dim=1)
+
+
+def hsv_to_rgb_planes(h: Tensor, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`hsv_to_rgb` on separate planes (same arithmetic).
+
+    Args:
+        h: hue, any shape, float.
+        s: saturation, same shape.
+        v: value, same shape.
+
+    Returns:
+        ``(r, g, b)`` tensors of the same shape and dtype.
+    """
+    h6 = h * 6.0
+    hi = torch.floor(h6)
+    f = h6 - hi
+    p = v * (1.0 - s)
+    q = v * (1.0 - f * s)
+    t = v * (1.0 - (1.0 - f) * s)
+    sector = hi.detach().to(torch.int64)
+    sector = sector - 6 * (sector >= 6).to(torch.int64)  # i mod 6 for i in [0, 6] (hue in [0, 1])
+    table = torch.tensor(_SEXTANT, dtype=torch.int64, device=h.device).t()  # (3, 6)
+    pick = table[:, sector.clamp(0, 5)]  # (3, *S) indices into (v, p, q, t)
+    out = torch.gather(torch.stack((v, p, q, t), dim=0), 0, pick)
+    return out[0], out[1], out[2]
 
 
 def hsv_to_rgb(hsv: Tensor) -> Tensor:
@@ -104,18 +143,7 @@ def hsv_to_rgb(hsv: Tensor) -> Tensor:
         True
     """
     _check_float_image(hsv, "hsv")
-    h, s, v = hsv.unbind(1)
-    h6 = h * 6.0
-    hi = torch.floor(h6)
-    f = h6 - hi
-    p = v * (1.0 - s)
-    q = v * (1.0 - f * s)
-    t = v * (1.0 - (1.0 - f) * s)
-    sector = torch.remainder(hi.detach().to(torch.int64), 6)  # (B, H, W)
-    table = torch.tensor(_SEXTANT, dtype=torch.int64, device=hsv.device)  # (6, 3)
-    pick = table[sector].permute(0, 3, 1, 2)  # (B, 3, H, W) indices into (v, p, q, t)
-    cand = torch.stack((v, p, q, t), dim=1)  # (B, 4, H, W)
-    return torch.gather(cand, 1, pick)
+    return torch.stack(hsv_to_rgb_planes(*hsv.unbind(1)), dim=1)
 
 
 def rgb_to_grey(x: Tensor) -> Tensor:

@@ -23,11 +23,11 @@ from torch import Tensor
 
 from ._assets import frost_stack
 from ._checks import check_batch_param, check_image, check_shape
-from ._common import truncate_uint8
+from ._common import straight_through, truncate_uint8
 from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
 from .color import hsv_to_rgb, rgb_to_grey, rgb_to_hsv
-from .filters import boundary_index, gaussian_filter2d
+from .filters import boundary_index, gaussian_kernel1d
 
 __all__ = [
     "FOG_STREAM",
@@ -105,6 +105,65 @@ def _field(
     return fn(seed.reshape(-1), shape, stream, dtype=torch.float64, device=device)
 
 
+def _snap8(x: Tensor, units: float = 1.0) -> Tensor:
+    """``x`` in float64 with 8-bit-valued entries (``k / 255`` up to float32 rounding) replaced by exactly what the
+    original computed from its uint8 image: ``k / 255.`` (``units=1``) or ``k`` itself (``units=255``).
+    Other values are kept. Straight-through gradient."""
+    x255 = x.to(torch.float64) * 255.0
+    with torch.no_grad():
+        k = torch.round(x255)
+        near = ((x255 - k).abs() < 1e-3).to(torch.float64)
+        snapped = x255 + near * (k - x255)  # exact select: k - x255 is exact for near values
+    if units == 1.0:
+        snapped = snapped / 255.0
+        return _st(x255 / 255.0, snapped) if x.requires_grad else snapped
+    return _st(x255, snapped) if x.requires_grad else snapped
+
+
+def _st(x: Tensor, y: Tensor) -> Tensor:
+    """Straight-through (value of ``y``, gradient of ``x``), skipped when no gradient is needed."""
+    return straight_through(x, y) if x.requires_grad else y
+
+
+def _floor8(v255: Tensor, unit: Tensor) -> Tensor:
+    """``floor(v255) / 255`` (the original's ``np.uint8`` cast of a value computed in [0, 255] units, no epsilon)
+    with the gradient of ``unit`` (the same output in [0, 1] units)."""
+    return _st(unit, torch.floor(v255.detach()).clamp_(0.0, 255.0).to(unit.dtype).div_(255.0))
+
+
+def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
+    """``skimage.filters.gaussian(x, sigma)`` (edge replicate, truncate 4) of (B, H, W) planes, per-sample sigma.
+
+    Separable correlation with the sampled, normalised Gaussian of
+    :func:`~robust_train.functional.filters.gaussian_kernel1d`, written as one fused multiply-add per tap over the
+    edge-padded batch (much faster on CPU than a grouped float64 convolution); samples are grouped by sigma.
+    """
+    b, h, w = x.shape
+    out = torch.empty_like(x)
+    sig = sigma.detach().to("cpu", torch.float64)
+    for value in torch.unique(sig).tolist():
+        sel = (sig == value).nonzero().flatten()
+        xs = x if sel.numel() == b else x.index_select(0, sel.to(x.device))
+        k = gaussian_kernel1d(torch.tensor([value], dtype=torch.float64))[0].tolist()
+        r = (len(k) - 1) // 2
+        if r:
+            iy = boundary_index(torch.arange(-r, h + r, device=x.device), h, "nearest")
+            ix = boundary_index(torch.arange(-r, w + r, device=x.device), w, "nearest")
+            xp = xs.index_select(1, iy)
+            acc = xp[:, 0:h] * k[0]
+            for i in range(1, len(k)):
+                acc.add_(xp[:, i : i + h], alpha=k[i])
+            xp = acc.index_select(2, ix)
+            acc = xp[:, :, 0:w] * k[0]
+            for i in range(1, len(k)):
+                acc.add_(xp[:, :, i : i + w], alpha=k[i])
+            xs = acc
+        if sel.numel() == b:
+            return xs
+        out.index_copy_(0, sel.to(x.device), xs)
+    return out
+
+
 def _pad_mirror1(x: Tensor) -> Tensor:
     """Pad (B, H, W) by one pixel with OpenCV's default border (reflect-101), any size."""
     h, w = x.shape[-2:]
@@ -114,15 +173,21 @@ def _pad_mirror1(x: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- brightness
-def brightness(x: Tensor, value: Tensor | float) -> Tensor:
+def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> Tensor:
     """Add ``value`` to the HSV value channel (spec 2.13).
 
     ``x -> HSV`` (skimage semantics, :func:`~robust_train.functional.color.rgb_to_hsv`), ``V <- clip(V + c, 0, 1)``,
     back to RGB, clip. Exact gradient (piecewise smooth).
 
+    With ``quantize`` the output is the original's 8-bit result ``np.uint8(255 out)`` bit for bit: the op then runs
+    in float64 on the 8-bit grid like the original (``img / 255.``) and truncates without tolerance, so values that
+    the original's float64 arithmetic puts a hair below an integer are truncated the same way (straight-through
+    gradient). Without it the op computes in ``x``'s dtype.
+
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
         value: additive change of V per sample, shape (B,) or scalar.
+        quantize: return the original's 8-bit values ``k / 255``.
 
     Returns:
         (B, 3, H, W), same dtype, in [0, 1].
@@ -132,10 +197,12 @@ def brightness(x: Tensor, value: Tensor | float) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, check_values=False)
-    c = _per_sample(value, x.shape[0], "value", x.device).to(x.dtype).view(-1, 1, 1)
-    h, s, v = rgb_to_hsv(x).unbind(1)
+    xc = _snap8(x) if quantize else x
+    c = _per_sample(value, x.shape[0], "value", x.device).to(xc.dtype).view(-1, 1, 1)
+    h, s, v = rgb_to_hsv(xc).unbind(1)
     v = (v + c).clamp(0.0, 1.0)
-    return hsv_to_rgb(torch.stack((h, s, v), 1)).clamp(0.0, 1.0)
+    out = hsv_to_rgb(torch.stack((h, s, v), 1)).clamp(0.0, 1.0)
+    return _floor8(out * 255.0, out).to(x.dtype) if quantize else out
 
 
 # ----------------------------------------------------------------------------------------------- fog
@@ -149,6 +216,16 @@ def fog_map_size(height: int, width: int) -> int:
         (256, 64, 32, 512)
     """
     return max(2, 1 << max(0, math.ceil(math.log2(max(height, width)))))
+
+
+def _roll(t: Tensor, shift: int, dim: int) -> Tensor:
+    """``torch.roll`` by +-1 along ``dim`` as one concatenation (wrapping, as ``np.roll``)."""
+    n = t.shape[dim]
+    if n == 1:
+        return t
+    if shift == 1:
+        return torch.cat((t.narrow(dim, n - 1, 1), t.narrow(dim, 0, n - 1)), dim)
+    return torch.cat((t.narrow(dim, 1, n - 1), t.narrow(dim, 0, 1)), dim)
 
 
 def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
@@ -195,11 +272,11 @@ def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
             return total / 4 + wib * (-wib + (wib - (-wib)) * uu)
 
         c = grid
-        sq = c + torch.roll(c, -1, 1)
-        sq = sq + torch.roll(sq, -1, 2)
+        sq = c + _roll(c, -1, 1)
+        sq = sq + _roll(sq, -1, 2)
         d = noisy(sq, u[:, half::step, half::step])  # centres (half + k*step, half + l*step)
-        e1 = noisy((d + torch.roll(d, 1, 1)) + (c + torch.roll(c, -1, 2)), u[:, 0::step, half::step])
-        e2 = noisy((d + torch.roll(d, 1, 2)) + (c + torch.roll(c, -1, 1)), u[:, half::step, 0::step])
+        e1 = noisy((d + _roll(d, 1, 1)) + (c + _roll(c, -1, 2)), u[:, 0::step, half::step])
+        e2 = noisy((d + _roll(d, 1, 2)) + (c + _roll(c, -1, 1)), u[:, half::step, 0::step])
         even = torch.stack((c, e1), -1).reshape(b, n, 2 * n)  # rows k*step: corner, edge, corner, ...
         odd = torch.stack((e2, d), -1).reshape(b, n, 2 * n)  # rows half + k*step: edge, centre, ...
         grid = torch.stack((even, odd), 2).reshape(b, 2 * n, 2 * n)
@@ -217,13 +294,15 @@ def fog(
     *,
     uniform: Tensor | None = None,
     stream: int = FOG_STREAM,
+    quantize: bool = False,
 ) -> Tensor:
     """Fog (spec 2.12): add a plasma fractal and renormalise by the image maximum.
 
     ``m = max(x)`` over all pixels and channels (before the fog); ``F`` = :func:`plasma_fractal` of side
     :func:`fog_map_size` (256 / 64 / 32 at the native sizes; for other sizes the next power of two >= max(H, W)),
     cropped top-left to H x W and shared by the channels; ``out = clip((x + c F) * m / (m + c), 0, 1)``.
-    Exact gradient (through ``x`` and ``m``).
+    Exact gradient (through ``x`` and ``m``). ``quantize`` returns the original's 8-bit values bit for bit (float64
+    on the 8-bit grid, truncation without tolerance, as in :func:`brightness`).
 
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
@@ -232,6 +311,7 @@ def fog(
         seed: (B,) int64 per-sample seeds for the uniform field (one uniform per map point).
         uniform: instead of ``seed``, the (B, M, M) uniforms in [0, 1) themselves.
         stream: hash stream of the field.
+        quantize: return the original's 8-bit values ``k / 255``.
 
     Returns:
         (B, 3, H, W), same dtype, in [0, 1].
@@ -247,10 +327,12 @@ def fog(
         raise ValueError(f"strength: expected values >= 0, got {c.tolist()}")
     m = fog_map_size(h, w)
     u = _field(seed, uniform, (m, m), b, stream, "uniform", x.device, "uniform")
-    fmap = plasma_fractal(u, wibbledecay)[:, None, :h, :w].to(x.dtype)
-    cc = _view(c, x)
-    mx = x.amax(dim=(1, 2, 3), keepdim=True)
-    return ((x + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
+    xc = _snap8(x) if quantize else x
+    fmap = plasma_fractal(u, wibbledecay)[:, None, :h, :w].to(xc.dtype)
+    cc = _view(c, xc)
+    mx = xc.amax(dim=(1, 2, 3), keepdim=True)
+    out = ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
+    return _floor8(out * 255.0, out).to(x.dtype) if quantize else out
 
 
 # ----------------------------------------------------------------------------------------------- frost
@@ -291,15 +373,19 @@ def frost(
     top: Tensor,
     left: Tensor,
     scale: float = 1.0,
+    *,
+    quantize: bool = False,
 ) -> Tensor:
     """Frost (spec 2.11): blend with a crop of one of the original frost photographs.
 
-    ``out = clip(a * x + b * frost, 0, 1)`` where ``frost`` is the ``H x W`` crop at ``(top, left)`` of texture
+    ``out = clip(a * x + b * frost, 0, 1)``, computed like the original in [0, 255] units
+    (``clip(a * 255 x + b * frost8, 0, 255) / 255``), where ``frost`` is the ``H x W`` crop at ``(top, left)`` of texture
     ``index`` (``frost1.png`` = 0 ... ``frost6.jpg`` = 5, decoded like ``cv2.imread``, alpha dropped, RGB), resized
     first by ``scale`` with OpenCV's bilinear semantics (0.3 Tiny-ImageNet, 0.2 CIFAR, 1 ImageNet = no resize).
     Generalisation: when a texture is not strictly larger than the image on both axes, it is upscaled with the same
     bilinear rule (aspect kept) until it exceeds the image by at least one pixel; native sizes never need this.
-    One batched gather, no loop over images. Exact gradient (linear in ``x``).
+    One batched gather, no loop over images. Exact gradient (linear in ``x``). ``quantize`` returns the original's
+    8-bit values bit for bit (float64 on the 8-bit grid, truncation without tolerance).
 
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
@@ -309,6 +395,7 @@ def frost(
         top: (B,) int64 crop rows, ``0 <= top <= H_f - H - 1``.
         left: (B,) int64 crop columns, ``0 <= left <= W_f - W - 1``.
         scale: preset resize factor of the textures.
+        quantize: return the original's 8-bit values ``k / 255``.
 
     Returns:
         (B, 3, H, W), same dtype, in [0, 1].
@@ -348,8 +435,11 @@ def frost(
     rows = (t0.to(dev).view(b, 1) + torch.arange(h, device=dev).view(1, h)).view(b, h, 1)
     cols = (l0.to(dev).view(b, 1) + torch.arange(w, device=dev).view(1, w)).view(b, 1, w)
     crop = stack[idx.to(dev).view(b, 1, 1), :, rows, cols]  # (B, H, W, 3) uint8
-    tex = crop.permute(0, 3, 1, 2).to(x.dtype) / 255.0
-    return (_view(a, x) * x + _view(fw, x) * tex).clamp(0.0, 1.0)
+    x255 = _snap8(x, 255.0) if quantize else x * 255.0
+    tex = crop.permute(0, 3, 1, 2).to(x255.dtype)
+    v255 = (_view(a, x255) * x255 + _view(fw, x255) * tex).clamp(0.0, 255.0)
+    out = v255 / 255.0
+    return _floor8(v255, out).to(x.dtype) if quantize else out
 
 
 # ----------------------------------------------------------------------------------------------- OpenCV blocks
@@ -404,28 +494,28 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
     lm_v = (mag > n(-1, 0)) & (mag >= n(1, 0))
     lm_a = (mag > n(-1, 1)) & (mag > n(1, -1))
     lm_d = (mag > n(-1, -1)) & (mag > n(1, 1))
-    local_max = torch.where(horiz, lm_h, torch.where(vert, lm_v, torch.where(anti, lm_a, lm_d)))
+    diag = ~(horiz | vert)
+    local_max = (horiz & lm_h) | (vert & lm_v) | (diag & anti & lm_a) | (diag & ~anti & lm_d)
     cand = local_max & (mag > low)
-    edges = cand & (mag > high)
-    cand_f = cand.view(b, 1, h, w)
-    cur = edges.view(b, 1, h, w)
+    cur = cand & (mag > high)
     while True:
         prev = cur
         for _ in range(4):  # a few growth steps between convergence checks
-            cur = (F.max_pool2d(cur.to(torch.float32), 3, 1, 1) > 0) & cand_f
+            cur = _dilate3(cur) & cand
         if torch.equal(cur, prev):
             break
-    return cur.view(b, h, w)
+    return cur
 
 
-def _shift(t: Tensor, dy: int, dx: int) -> Tensor:
-    """``out[:, y, x] = t[:, y - dy, x - dx]`` with ``_BIG`` outside the image."""
-    b, h, w = t.shape
-    if abs(dy) >= h or abs(dx) >= w:
-        return torch.full_like(t, _BIG)
-    py, px = abs(dy), abs(dx)
-    p = F.pad(t.view(b, 1, h, w), (px, px, py, py), value=_BIG).view(b, h + 2 * py, w + 2 * px)
-    return p[:, py - dy : py - dy + h, px - dx : px - dx + w]
+def _dilate3(m: Tensor) -> Tensor:
+    """3x3 binary dilation of (B, H, W) bool maps (outside = False), with shifted ORs."""
+    r = m.clone()
+    r[:, :, 1:] |= m[:, :, :-1]
+    r[:, :, :-1] |= m[:, :, 1:]
+    out = r.clone()
+    out[:, 1:] |= r[:, :-1]
+    out[:, :-1] |= r[:, 1:]
+    return out
 
 
 def chamfer_distance(edges: Tensor, truncate: float = 20.0) -> Tensor:
@@ -455,7 +545,8 @@ def chamfer_distance(edges: Tensor, truncate: float = 20.0) -> Tensor:
     check_shape(edges, "B H W", "edges")
     if not truncate > 0:
         raise ValueError(f"truncate: expected a value > 0, got {truncate}")
-    t = torch.where(edges.to(torch.bool), 0.0, _BIG).to(torch.float32)
+    b, h, w = edges.shape
+    t = (~edges.to(torch.bool)).to(torch.float32) * _BIG
     a, d, k = _CHAMFER
     for (dy, dx), wgt in (
         ((0, 1), a), ((1, 0), a), ((1, 1), d), ((1, -1), d),
@@ -464,10 +555,14 @@ def chamfer_distance(edges: Tensor, truncate: float = 20.0) -> Tensor:
         need = int(truncate / wgt) + 1  # longest useful run of this move
         step = 1
         while True:
-            cost = step * wgt
-            fwd = _shift(t, step * dy, step * dx) + cost
-            bwd = _shift(t, -step * dy, -step * dx) + cost
-            t = torch.minimum(t, torch.minimum(fwd, bwd))
+            sy, sx = step * dy, step * dx
+            py, px = abs(sy), abs(sx)
+            if py >= h or px >= w:  # longer jumps leave the image
+                break
+            p = F.pad(t.unsqueeze(1), (px, px, py, py), value=_BIG).squeeze(1)
+            fwd = p[:, py - sy : py - sy + h, px - sx : px - sx + w]  # t[y - sy, x - sx]
+            bwd = p[:, py + sy : py + sy + h, px + sx : px + sx + w]  # t[y + sy, x + sx]
+            t = torch.minimum(t, torch.minimum(fwd, bwd) + step * wgt)
             if 2 * step - 1 >= need:
                 break
             step *= 2
@@ -523,9 +618,9 @@ def equalize_hist(x: Tensor) -> Tensor:
     scale = torch.tensor(255.0, dtype=torch.float32, device=x.device) / (n - h_first).clamp_min(1).to(torch.float32)
     lut = torch.round(cum.to(torch.float32) * scale).clamp(0, 255)
     levels = torch.arange(256, device=x.device).view(1, 256)
-    lut = torch.where(levels <= first, torch.zeros_like(lut), lut)
-    const = h_first == n
-    lut = torch.where(const, first.to(lut.dtype).expand(b, 256), lut)
+    lut = lut * (levels > first).to(lut.dtype)
+    const = (h_first == n).to(lut.dtype)  # a constant image keeps its level
+    lut = lut * (1.0 - const) + first.to(lut.dtype) * const
     return lut.gather(1, flat).view(x.shape).to(torch.float64)
 
 
@@ -576,6 +671,7 @@ def spatter(
     *,
     noise: Tensor | None = None,
     stream: int = SPATTER_STREAM,
+    quantize: bool = False,
 ) -> Tensor:
     """Spatter (spec 2.19): water drops (OpenCV edge/distance pipeline) or mud blobs.
 
@@ -586,15 +682,18 @@ def spatter(
     truncated at 20; 3x3 mean, truncated to 8 bit; histogram equalisation; the emboss filter
     ``[[-2,-1,0],[-1,1,1],[0,1,2]]`` with 8-bit saturation; 3x3 mean (rounded); ``m = L8 * D``;
     ``m = m / max(m) * intensity`` (per-image maximum); ``out = clip(x + m * (175, 238, 238) / 255, 0, 1)``.
-    Decisions (quirk 11): ``uint8(255 L)`` saturates at 255 instead of wrapping (values above 1 do not occur with
-    the shipped parameters); when ``max(m) == 0`` (no water) the original divides 0 by 0 and returns NaN, here the
-    water map is 0 and the image is returned unchanged.
+    Quirk 11: ``uint8(255 L)`` wraps modulo 256 for ``L > 1`` as NumPy's cast does on x86 -- reproduced, because it
+    does happen with the shipped parameters (Tiny-ImageNet / CIFAR severity 3, scale 0.3 with sigma 1: roughly one
+    image in ten at 64 px gets a few wrapped, dark pixels inside a drop); when ``max(m) == 0`` (no water) the
+    original divides 0 by 0 and returns NaN (a black image after the cast), here the water map is 0 and the image is
+    returned unchanged.
 
     Mud (``mud`` true): ``M = [L > threshold]``, Gaussian blur with sigma ``intensity`` (the table's fifth column
     means the mask sigma in this branch), ``M[M < 0.8] = 0``, ``out = clip(x (1 - M) + M (63, 42, 20) / 255, 0, 1)``.
 
     Every step is batched; each branch runs only for the samples that use it. Exact gradient (the output is linear
-    in ``x`` for a given layer).
+    in ``x`` for a given layer). ``quantize`` computes the blend in float32 like the original and returns its 8-bit
+    values bit for bit (truncation without tolerance); otherwise the blend is computed in ``x``'s dtype.
 
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
@@ -607,6 +706,7 @@ def spatter(
         seed: (B,) int64 per-sample seeds of the normal field.
         noise: instead of ``seed``, the (B, H, W) standard normal field itself.
         stream: hash stream of the field.
+        quantize: return the original's 8-bit values ``k / 255``.
 
     Returns:
         (B, 3, H, W), same dtype, in [0, 1].
@@ -634,32 +734,40 @@ def spatter(
             raise ValueError(f"{name}: expected values >= 0, got {t.tolist()}")
     z = _field(seed, noise, (h, w), b, stream, "normal", dev, "noise")
     liquid = loc_.view(b, 1, 1) + scale_.view(b, 1, 1) * z
-    liquid = gaussian_filter2d(liquid.unsqueeze(1), sigma_, truncate=4.0, mode="nearest").squeeze(1)
-    liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)
-    out = x
+    liquid = _gaussian_nearest(liquid, sigma_)
+    liquid = liquid * (liquid >= thr).to(liquid.dtype)
+    # the original works on float32 images (np.float32(img) / 255.); without quantize we keep x's dtype
+    wd = torch.float32 if quantize else x.dtype
+    xw_all = x.to(wd)
+    out = xw_all
     mud_list = mud_.tolist()
     if not all(mud_list):  # water samples
         sel = (~mud_).nonzero().flatten()
         lw = liquid.index_select(0, sel)
-        l8 = torch.floor(lw * 255.0).clamp(0.0, 255.0).to(torch.float32)
+        l8 = torch.floor(lw * 255.0)
+        l8 = (l8 - 256.0 * torch.floor(l8 / 256.0)).to(torch.float32)  # np.uint8 wraps modulo 256 (quirk 11)
         m = l8 * _water_map(l8)
         mx = m.amax(dim=(1, 2), keepdim=True)
-        m = torch.where(mx > 0, m / torch.where(mx > 0, mx, torch.ones_like(mx)), torch.zeros_like(m))
-        m = (m * inten.index_select(0, sel).to(torch.float32).view(-1, 1, 1)).unsqueeze(1).to(x.dtype)
-        color = torch.tensor([v / 255.0 for v in WATER_COLOR], dtype=torch.float32).to(device=dev, dtype=x.dtype)
-        xw = (x.index_select(0, sel) + m * color.view(1, 3, 1, 1)).clamp(0.0, 1.0)
+        has = (mx > 0).to(m.dtype)  # no water: map 0 (the original divides 0 by 0)
+        m = (m / (mx + (1.0 - has))) * has
+        m = (m * inten.index_select(0, sel).to(torch.float32).view(-1, 1, 1)).unsqueeze(1).to(wd)
+        color = torch.tensor([v / 255.0 for v in WATER_COLOR], dtype=torch.float32).to(device=dev, dtype=wd)
+        xw = (xw_all.index_select(0, sel) + m * color.view(1, 3, 1, 1)).clamp(0.0, 1.0)
         out = out.index_copy(0, sel, xw) if len(sel) < b else xw
     if any(mud_list):  # mud samples
         sel = mud_.nonzero().flatten()
         lm = liquid.index_select(0, sel)
         mask = (lm > thr.index_select(0, sel)).to(torch.float64).unsqueeze(1)
-        mask = gaussian_filter2d(mask, inten.index_select(0, sel), truncate=4.0, mode="nearest")
-        mask = torch.where(mask < 0.8, torch.zeros_like(mask), mask)
+        mask = _gaussian_nearest(mask.squeeze(1), inten.index_select(0, sel)).unsqueeze(1)
+        mask = mask * (mask >= 0.8).to(mask.dtype)
         color = torch.tensor([v / 255.0 for v in MUD_COLOR], dtype=torch.float32).to(device=dev, dtype=torch.float64)
-        xs = x.index_select(0, sel)
-        xm = (xs * (1.0 - mask).to(x.dtype)) + (color.view(1, 3, 1, 1) * mask).to(x.dtype)
+        xs = xw_all.index_select(0, sel)
+        # as the original's in-place float32 updates: products in float64, stored in the image dtype
+        xm = (xs.to(torch.float64) * (1.0 - mask)).to(wd) + (color.view(1, 3, 1, 1) * mask).to(wd)
         xm = xm.clamp(0.0, 1.0)
         out = out.index_copy(0, sel, xm) if len(sel) < b else xm
+    if quantize:
+        return _floor8(out * 255.0, out).to(x.dtype)  # float32 product, as the original's ``* 255``
     return out
 
 
@@ -678,6 +786,7 @@ def snow(
     *,
     noise: Tensor | None = None,
     stream: int = SNOW_STREAM,
+    quantize: bool = False,
 ) -> Tensor:
     """Snow (spec 2.10): zoomed, thresholded, motion-blurred flake layer added twice, on a brightened scene.
 
@@ -688,7 +797,9 @@ def snow(
     5. ``x' = blend x + (1 - blend) max(x, 1.5 g + 0.5)`` with ``g`` the OpenCV grey level (H8).
     6. ``out = clip(x' + L + rot180(L), 0, 1)``.
 
-    The flake layer does not depend on ``x``; the gradient w.r.t. ``x`` is exact (piecewise linear).
+    The flake layer does not depend on ``x``; the gradient w.r.t. ``x`` is exact (piecewise linear). ``quantize``
+    follows the original's precision (scene in float32, sum with the float64 layer) and returns its 8-bit values bit
+    for bit (truncation without tolerance); otherwise the scene is computed in ``x``'s dtype.
 
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
@@ -703,6 +814,7 @@ def snow(
         seed: (B,) int64 per-sample seeds of the normal field.
         noise: instead of ``seed``, the (B, H, W) standard normal field itself.
         stream: hash stream of the field.
+        quantize: return the original's 8-bit values ``k / 255``.
 
     Returns:
         (B, 3, H, W), same dtype, in [0, 1].
@@ -726,10 +838,16 @@ def snow(
     z = _field(seed, noise, (h, w), b, stream, "normal", dev, "noise")
     layer = (loc_.view(b, 1, 1) + scale_.view(b, 1, 1) * z).unsqueeze(1)
     layer = clipped_zoom(layer, zoom_)
-    layer = torch.where(layer < thr.view(b, 1, 1, 1), torch.zeros_like(layer), layer)
+    layer = layer * (layer >= thr.view(b, 1, 1, 1)).to(layer.dtype)
     layer = truncate_uint8(layer, straight_through_grad=False)
-    layer = motion_blur(layer, radius, sigma, angle, quantize=True).to(x.dtype)
-    bl = _view(blend_, x)
-    grey = rgb_to_grey(x)
-    scene = bl * x + (1.0 - bl) * torch.maximum(x, grey * 1.5 + 0.5)
+    layer = motion_blur(layer, radius, sigma, angle, quantize=True)  # float64, values k / 255
+    xs = x.to(torch.float32) if quantize else x  # the original's scene is float32
+    bl = _view(blend_, xs)
+    one_minus = _view(1.0 - blend_, xs)  # (1 - c) in float64, then cast, as NumPy does with a Python float
+    grey = rgb_to_grey(xs)
+    scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)
+    if quantize:
+        out = (scene.to(torch.float64) + layer + layer.flip(-1, -2)).clamp(0.0, 1.0)
+        return _floor8(out * 255.0, out).to(x.dtype)
+    layer = layer.to(x.dtype)
     return (scene + layer + layer.flip(-1, -2)).clamp(0.0, 1.0)
