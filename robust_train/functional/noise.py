@@ -473,8 +473,22 @@ def poisson(rate: Tensor, seed: Tensor | int, stream: int = SHOT_STREAM) -> Tens
     return out.view(rate.shape)
 
 
+def _snap8(x: Tensor) -> Tensor:
+    """``x`` in float64 with 8-bit values (``k / 255`` up to float32/16 rounding) replaced by exactly ``k / 255.``.
+
+    The Poisson means ``lam * x`` then equal the original's ``(img / 255.) * c`` bit for bit, so float32, float64 and
+    half inputs of an 8-bit image draw identical counts. Other values pass through unchanged.
+    """
+    x64 = x.to(torch.float64)
+    k = torch.round(x64 * 255.0)
+    return torch.where((x64 * 255.0 - k).abs() < 1e-3, k / 255.0, x64)
+
+
 def shot_noise(x: Tensor, lam: Tensor | float, seed: Tensor | int, *, stream: int = SHOT_STREAM) -> Tensor:
     """Poisson (photon) noise: ``k ~ Poisson(lam x)`` per pixel and channel, output ``clip(k / lam, 0, 1)`` (spec 2.2).
+
+    8-bit-valued inputs are snapped to exactly ``k / 255.`` in float64 first, so the means (and the draws) are those
+    of the original for float16, float32 and float64 images alike.
 
     Args:
         x: images, shape (B, C, H, W), float in [0, 1].
@@ -495,7 +509,7 @@ def shot_noise(x: Tensor, lam: Tensor | float, seed: Tensor | int, *, stream: in
     check_image(x, channels=None, check_values=False)
     lam_t = _per_sample(lam, x.shape[0], "lam", lo=1e-12)
     lam64 = lam_t.to(device=x.device, dtype=torch.float64).view(-1, 1, 1, 1)
-    k = poisson(x.detach().to(torch.float64) * lam64, _seeds(seed, x.shape[0]), stream)
+    k = poisson(_snap8(x.detach()) * lam64, _seeds(seed, x.shape[0]), stream)
     xc = _compute(x)
     y = (k / lam64).to(xc.dtype)
     return (y + (xc - xc.detach())).clamp(0.0, 1.0).to(x.dtype)

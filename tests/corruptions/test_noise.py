@@ -193,7 +193,7 @@ def test_gradients_match_their_documented_form() -> None:
     # shot: surrogate 1 where k / lam <= 1
     out = F.shot_noise(x, 5.0, seed)
     (gx,) = torch.autograd.grad(out.sum(), x)
-    k = F.poisson(x.detach() * 5.0, seed)
+    k = F.poisson(F._snap8(x.detach()) * 5.0, seed)
     assert torch.equal(gx, (k / 5.0 <= 1).double())
     assert (k / 5.0 > 1).any()  # the clipped branch is exercised
     # impulse: 1 on untouched elements, 0 on replaced ones
@@ -473,4 +473,31 @@ def test_deterministic_part_matches_numpy_given_our_field(name: str, preset: str
             y = np.where(u < c / 2, 0.0, np.where(u < c, 1.0, x))
         ref = np.uint8(np.clip(y, 0, 1) * 255)[0].transpose(1, 2, 0)
         diff = np.abs(ours.astype(int) - ref.astype(int))
-        assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, (severity, diff.max(), (diff == 0).mean())
+        if name in ("shot_noise", "impulse_noise"):
+            assert diff.max() == 0, (severity, (diff == 0).mean())
+        else:  # float32 arithmetic vs the float64 transcription: rare 1-level flips at the truncation boundary
+            assert diff.max() <= 1 and (diff == 0).mean() >= 0.999, (severity, diff.max(), (diff == 0).mean())
+
+
+def test_shot_noise_same_draws_for_float32_and_float64_images() -> None:
+    img = to_tensor(photo_at("rocket", 32), dtype=torch.float64)
+    op = ShotNoise(severity=1, preset="cifar")
+    params = op.params_for_indices(torch.arange(1), seed=4)
+    out64 = op(img, params)
+    out32 = op(img.float(), params)
+    assert torch.equal(torch.round(out64 * 255), torch.round(out32.double() * 255))
+
+
+def test_impulse_channels_hit_independently() -> None:
+    """Quirk 13 kept: a pixel has at least one replaced channel with probability 1 - (1 - amount)**3."""
+    x = torch.full((4, 3, 64, 64), 0.5)
+    amount = 0.2
+    out = F.impulse_noise(x, amount, torch.arange(4))
+    hit = (out != x).any(dim=1).double().mean().item()
+    n = 4 * 64 * 64
+    expected = 1 - (1 - amount) ** 3
+    assert abs(hit - expected) < 4 * math.sqrt(expected * (1 - expected) / n)
+    per_channel = (out != x).double().mean().item()
+    assert abs(per_channel - amount) < 4 * math.sqrt(amount * (1 - amount) / (3 * n))
+    salt = (out == 1).double().mean().item()
+    assert abs(salt - amount / 2) < 4 * math.sqrt(amount / 2 / (3 * n))
