@@ -434,9 +434,9 @@ def poisson(rate: Tensor, seed: Tensor | int, stream: int = SHOT_STREAM) -> Tens
     * ``rate >= 10``: Hörmann's PTRS (W. Hörmann, "The transformed rejection method for generating Poisson random
       variables", Insurance: Mathematics and Economics 12, 1993): up to :data:`POISSON_ROUNDS` = 32 proposal
       rounds, round ``r`` with its own pair of uniform sub-streams ``ptrs/u/r``, ``ptrs/v/r`` at the element's
-      counter. A round rejects with probability < 0.25 (about 0.2 at ``rate = 10``, less for larger rates), so all
-      32 rounds reject with probability < 0.25**32 ~ 5e-20 per element; such an element gets ``floor(rate)`` (the
-      mode) instead of a sample.
+      counter. A round rejects with probability about 0.25 at ``rate = 10`` (0.248 measured), 0.18 at 30, 0.15 at
+      100 and 0.12 at 700, so all 32 rounds reject with probability below 0.25**32 ~ 5e-20 per element; such an
+      element gets ``floor(rate)`` (the mode) instead of a sample.
 
     The only other departures from the exact law are float64 rounding and the 2**-32 granularity of the
     uniforms. A round is evaluated only for the elements still rejecting, which gives the same values as evaluating
