@@ -52,6 +52,7 @@ class Contrast(Corruption):
     )
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Apply the table arguments of each sample's severity (see the class docstring)."""
         a = self.args(params, self.resolve_preset(x))
         return F.contrast(x, a["factor"])
 
@@ -95,6 +96,7 @@ class Saturate(Corruption):
     )
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Apply the table arguments of each sample's severity (see the class docstring)."""
         a = self.args(params, self.resolve_preset(x))
         return F.saturate(x, a["multiplier"], a["offset"])
 
@@ -154,10 +156,12 @@ class JpegCompression(Corruption):
         self.codec = codec
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Apply the table arguments of each sample's severity (see the class docstring)."""
         a = self.args(params, self.resolve_preset(x))
         return F.jpeg_compression(x, torch.round(a["quality"]), codec=self.codec)
 
     def extra_repr(self) -> str:
+        """Settings shown in ``repr``."""
         return f"{super().extra_repr()}, codec={self.codec!r}"
 
 
@@ -201,6 +205,7 @@ class Pixelate(Corruption):
     )
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Apply the table arguments of each sample's severity (see the class docstring)."""
         a = self.args(params, self.resolve_preset(x))
         return F.pixelate(x, a["factor"])
 
@@ -264,9 +269,7 @@ class ElasticTransform(Corruption):
         tinyimagenet=_scaled(
             64, [(0, 0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02)]
         ),
-        cifar=_scaled(
-            32, [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]
-        ),
+        cifar=_scaled(32, [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]),
     )
 
     def __init__(self, *args: Any, opencv_fixed_point: bool = True, **kwargs: Any) -> None:
@@ -283,6 +286,7 @@ class ElasticTransform(Corruption):
         return ((2.0 * params["affine"] - 1.0) * r.view(-1, 1)).view(-1, 3, 2)
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Warp with the drawn affine offsets and the seed-hashed displacement fields."""
         preset = self.resolve_preset(x)
         a = self.args(params, preset)
         h, w = x.shape[-2:]
@@ -297,4 +301,5 @@ class ElasticTransform(Corruption):
         )
 
     def extra_repr(self) -> str:
+        """Settings shown in ``repr``."""
         return f"{super().extra_repr()}, opencv_fixed_point={self.opencv_fixed_point}"

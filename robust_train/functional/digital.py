@@ -175,7 +175,7 @@ def _quality_vector(quality: Tensor | float, batch: int) -> Tensor:
 
 
 def jpeg_quant_tables(quality: Tensor) -> Tensor:
-    """libjpeg's quantisation tables for ``jpeg_set_quality(q, force_baseline=TRUE)``.
+    """The quantisation tables of libjpeg for ``jpeg_set_quality(q, force_baseline=TRUE)``.
 
     ``scale = 5000 // q`` for ``q < 50`` else ``200 - 2 q``; ``table = clip((base * scale + 50) // 100, 1, 255)``.
 
@@ -267,7 +267,7 @@ def jpeg_surrogate(x: Tensor, quality: Tensor | float) -> Tensor:
 
 
 def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
-    """libjpeg round trip on the CPU: Pillow encodes (the original's own encoder), torchvision decodes.
+    """JPEG round trip on the CPU: Pillow encodes (the original's own encoder), torchvision decodes.
 
     Pillow's encoder is used because ``torchvision.io.encode_jpeg`` writes byte-identical files but is an order of
     magnitude slower on the CPU; ``decode_jpeg`` (libjpeg-turbo, islow IDCT, fancy upsampling) decodes them
@@ -277,7 +277,7 @@ def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
     from torchvision.io import ImageReadMode, decode_jpeg
 
     data = []
-    for img, q in zip(hwc.numpy(), quality):
+    for img, q in zip(hwc.numpy(), quality, strict=True):
         buf = io.BytesIO()
         Image.fromarray(img, "RGB").save(buf, format="JPEG", quality=int(q))
         data.append(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8))
@@ -285,7 +285,7 @@ def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
 
 
 def _codec_cuda(u8: Tensor, quality: Tensor) -> Tensor:  # pragma: no cover - needs a GPU (nvJPEG)
-    """nvJPEG round trip, batched per distinct quality."""
+    """JPEG round trip with nvJPEG, batched per distinct quality."""
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
     out = torch.empty_like(u8)
@@ -305,9 +305,9 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") ->
     with the islow IDCT and fancy upsampling. On the CPU the images are encoded with Pillow (exactly the original's
     ``PIL.Image.save(format="JPEG", quality=q)``) and decoded with ``torchvision.io.decode_jpeg`` (libjpeg-turbo),
     which is bit-identical to Pillow's decoder (checked in the tests; ``torchvision.io.encode_jpeg`` writes
-    byte-identical files, 4:2:0 as well, but is much slower on the CPU). On CUDA with ``codec="auto"`` the images are coded with nvJPEG in batches of equal
-    quality: fast, but not bit-exact with libjpeg (different DCT/upsampling implementations); ``codec="cpu"`` forces
-    the exact CPU path for CUDA tensors.
+    byte-identical files, 4:2:0 as well, but is much slower on the CPU). On CUDA with ``codec="auto"`` the images
+    are coded with nvJPEG in batches of equal quality: fast, but not bit-exact with libjpeg (different DCT and
+    upsampling implementations); ``codec="cpu"`` forces the exact CPU path for CUDA tensors.
 
     Gradient: the value is the codec output; the gradient is that of :func:`jpeg_surrogate` (straight-through onto
     a differentiable JPEG model). The surrogate is only evaluated when a gradient is needed.
@@ -422,9 +422,11 @@ def pixelate_sizes(height: int, width: int, factor: Tensor) -> Tensor:
 
 @functools.lru_cache(maxsize=256)
 def _axis_plan_cpu(n: int, sides: tuple[int, ...]) -> tuple[Tensor, ...]:
-    """Per-sample plan of one axis: windows of the downscale n -> side (padded to the largest side with empty
-    windows), their tap counts, rounding biases and fixed-point weights, and the nearest-neighbour source index of
-    the upscale side -> n. Shapes (B, M) x 5 and (B, n)."""
+    """Per-sample plan of one axis for the downscale n -> side and the upscale back.
+
+    Windows padded to the largest side with empty windows, their tap counts, rounding biases and fixed-point
+    weights, and the nearest-neighbour source index of the upscale side -> n. Shapes (B, M) x 5 and (B, n).
+    """
     mx = max(sides)
     start = torch.zeros(len(sides), mx, dtype=torch.int64)
     stop = torch.zeros(len(sides), mx, dtype=torch.int64)
@@ -444,6 +446,7 @@ def _axis_plan_cpu(n: int, sides: tuple[int, ...]) -> tuple[Tensor, ...]:
 
 
 def _axis_plan(n: int, sides: list[int], device: torch.device) -> tuple[Tensor, ...]:
+    """:func:`_axis_plan_cpu` moved to ``device``."""
     return tuple(t.to(device) for t in _axis_plan_cpu(n, tuple(sides)))
 
 
@@ -691,7 +694,8 @@ def elastic_displacement(noise: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
         (B, 2, H, W) float32 displacements in pixels.
 
     Example:
-        >>> elastic_displacement(torch.rand(2, 2, 8, 8) * 2 - 1, torch.tensor([1.0, 2.0]), torch.tensor([0.5, 9.0])).shape
+        >>> noise = torch.rand(2, 2, 8, 8) * 2 - 1
+        >>> elastic_displacement(noise, torch.tensor([1.0, 2.0]), torch.tensor([0.5, 9.0])).shape
         torch.Size([2, 2, 8, 8])
     """
     check_shape(noise, "B 2 H W", "noise")

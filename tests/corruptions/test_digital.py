@@ -191,7 +191,7 @@ def test_jpeg_per_sample_quality_and_odd_sizes() -> None:
     x = torch.cat([to_tensor(np.ascontiguousarray(i)) for i in imgs])
     qualities = [7, 35, 80, 100]
     out = F.jpeg_compression(x, torch.tensor(qualities))
-    for i, (img, q) in enumerate(zip(imgs, qualities)):
+    for i, (img, q) in enumerate(zip(imgs, qualities, strict=True)):
         assert np.array_equal(to_uint8(out[i : i + 1]), _pil_jpeg(np.ascontiguousarray(img), q))
 
 
@@ -213,9 +213,72 @@ def test_torchvision_codec_equals_pil() -> None:
 def _dqt_tables(data: bytes) -> dict[int, np.ndarray]:
     """Quantisation tables of a baseline JPEG file, natural order."""
     zigzag = np.array(
-        [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14,
-         21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53,
-         60, 61, 54, 47, 55, 62, 63]
+        [
+            0,
+            1,
+            8,
+            16,
+            9,
+            2,
+            3,
+            10,
+            17,
+            24,
+            32,
+            25,
+            18,
+            11,
+            4,
+            5,
+            12,
+            19,
+            26,
+            33,
+            40,
+            48,
+            41,
+            34,
+            27,
+            20,
+            13,
+            6,
+            7,
+            14,
+            21,
+            28,
+            35,
+            42,
+            49,
+            56,
+            57,
+            50,
+            43,
+            36,
+            29,
+            22,
+            15,
+            23,
+            30,
+            37,
+            44,
+            51,
+            58,
+            59,
+            52,
+            45,
+            38,
+            31,
+            39,
+            46,
+            53,
+            60,
+            61,
+            54,
+            47,
+            55,
+            62,
+            63,
+        ]
     )
     tables, i = {}, 2
     while i < len(data) - 4:
@@ -425,7 +488,10 @@ def _elastic_reference(
     if fixed_point:  # the original's OpenCV 3.4: positions on the 1/32 grid (cv2.remap at exact positions)
         rows, cols = _fixed_point_positions(m, *shape[:2])
         image = cv2.remap(
-            image, cols.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR,
+            image,
+            cols.astype(np.float32),
+            rows.astype(np.float32),
+            cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REFLECT_101,
         )
     else:

@@ -43,8 +43,9 @@ def test_preview_grid_cells_equal_corrupt(photo_file: Path) -> None:
     grid, rows = P.preview_grid(x, names, (1, 3, 5), preset=preset, seed=4)
     assert rows == names and grid.shape == (3, 3, 3, 32, 32)
     for r, name in enumerate(names):
-        ref = corrupt(x.expand(3, -1, -1, -1), name, torch.tensor([1.0, 3.0, 5.0], dtype=torch.float64),
-                      preset=preset, seed=4)
+        ref = corrupt(
+            x.expand(3, -1, -1, -1), name, torch.tensor([1.0, 3.0, 5.0], dtype=torch.float64), preset=preset, seed=4
+        )
         assert torch.equal(grid[r], ref)
     with pytest.raises(ValueError, match="unknown corruption"):
         P.preview_grid(x, ["not_a_corruption"])
@@ -64,13 +65,27 @@ def test_preview_writes_figure_with_all_registered(photo_file: Path, tmp_path: P
 
 def test_preview_cli(photo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "g.png"
-    args = [str(photo_file), "--out", str(out), "--preset", "cifar", "--corruptions", "contrast,pixelate",
-            "--severities", "1,5", "--no-clean"]
+    args = [
+        str(photo_file),
+        "--out",
+        str(out),
+        "--preset",
+        "cifar",
+        "--corruptions",
+        "contrast,pixelate",
+        "--severities",
+        "1,5",
+        "--no-clean",
+    ]
     assert P.main(args) == 0 and out.is_file()
     assert P.main([str(tmp_path / "nope.png"), "--out", str(out)]) == 2
     assert "error" in capsys.readouterr().err
     corrupt_cli = pytest.importorskip("robust_train.cli.corrupt")
     out2 = tmp_path / "via_corrupt.png"
-    assert corrupt_cli.main(["preview", str(photo_file), "--out", str(out2), "--preset", "cifar",
-                             "--corruptions", "contrast"]) == 0
+    assert (
+        corrupt_cli.main(
+            ["preview", str(photo_file), "--out", str(out2), "--preset", "cifar", "--corruptions", "contrast"]
+        )
+        == 0
+    )
     assert out2.is_file()
