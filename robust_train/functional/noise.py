@@ -480,8 +480,10 @@ def _snap8(x: Tensor) -> Tensor:
     half inputs of an 8-bit image draw identical counts. Other values pass through unchanged.
     """
     x64 = x.to(torch.float64)
-    k = torch.round(x64 * 255.0)
-    return torch.where((x64 * 255.0 - k).abs() < 1e-3, k / 255.0, x64)
+    t = x64 * 255.0
+    k = torch.round(t)
+    near = t.sub_(k).abs_() < 1e-3
+    return torch.where(near, k.div_(255.0), x64)
 
 
 def shot_noise(x: Tensor, lam: Tensor | float, seed: Tensor | int, *, stream: int = SHOT_STREAM) -> Tensor:
@@ -509,10 +511,12 @@ def shot_noise(x: Tensor, lam: Tensor | float, seed: Tensor | int, *, stream: in
     check_image(x, channels=None, check_values=False)
     lam_t = _per_sample(lam, x.shape[0], "lam", lo=1e-12)
     lam64 = lam_t.to(device=x.device, dtype=torch.float64).view(-1, 1, 1, 1)
-    k = poisson(_snap8(x.detach()) * lam64, _seeds(seed, x.shape[0]), stream)
+    k = poisson(_snap8(x.detach()).mul_(lam64), _seeds(seed, x.shape[0]), stream)
     xc = _compute(x)
-    y = (k / lam64).to(xc.dtype)
-    return (y + (xc - xc.detach())).clamp(0.0, 1.0).to(x.dtype)
+    y = k.div_(lam64).to(xc.dtype)
+    if torch.is_grad_enabled() and xc.requires_grad:
+        y = y + (xc - xc.detach())  # surrogate gradient 1; the value stays exactly k / lam
+    return y.clamp_(0.0, 1.0).to(x.dtype)
 
 
 def impulse_noise(x: Tensor, amount: Tensor | float, seed: Tensor | int, *, stream: int = IMPULSE_STREAM) -> Tensor:
