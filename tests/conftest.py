@@ -7,6 +7,11 @@ import os
 import pytest
 import torch
 
+# Under pytest-xdist every worker is a process of its own: one intra-op thread each, or two workers with two threads
+# each oversubscribe a 2-core machine badly (torch ops then stall for milliseconds each).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 DEVICES = ("cpu", "cuda")
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

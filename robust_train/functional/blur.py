@@ -25,7 +25,7 @@ from torch import Tensor
 from ._checks import check_batch_param, check_shape
 from ._common import straight_through, truncate_uint8
 from ._rng import MASK32, field_uniform, stream_id
-from .filters import boundary_index, gaussian_kernel1d, separable_filter2d
+from .filters import gaussian_filter2d, pad2d, separable_filter2d
 
 __all__ = [
     "clipped_zoom",
@@ -120,22 +120,6 @@ def _fft_filter_symmetric(xp: Tensor, kernel: Tensor, out_h: int, out_w: int) ->
     img = torch.view_as_real(torch.fft.rfft2(xp.contiguous(), s=(n1, n2)))
     out = torch.fft.irfft2(torch.view_as_complex((img * spec).contiguous()), s=(n1, n2))
     return out[..., r : r + out_h, r : r + out_w]
-
-
-def _pad_index(x: Tensor, pad: int, mode: str) -> Tensor:
-    """Pad H and W by ``pad`` with a SciPy boundary mode (``"nearest"`` or ``"mirror"`` = reflect-101), any width.
-
-    Uses ``F.pad`` where it applies (15x faster than index mapping) and repeated reflection by index mapping when
-    the padding exceeds the image (``F.pad(mode="reflect")`` refuses pads >= the size).
-    """
-    h, w = x.shape[-2:]
-    if mode == "nearest" and x.dim() == 4:
-        return F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    if mode == "mirror" and x.dim() == 4 and pad < min(h, w):
-        return F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    iy = boundary_index(torch.arange(-pad, h + pad, device=x.device), h, mode)
-    ix = boundary_index(torch.arange(-pad, w + pad, device=x.device), w, mode)
-    return x.index_select(-2, iy).index_select(-1, ix)
 
 
 # ----------------------------------------------------------------------------------------------- H5 motion blur
@@ -249,7 +233,7 @@ def motion_blur(
     if pad is not None and int(pad) < need:
         raise ValueError(f"pad: expected at least the largest tap offset {need}, got {pad}")
     pad = need if pad is None else int(pad)
-    xp = _pad_index(xc, pad, "nearest") if pad > 0 else xc
+    xp = pad2d(xc, pad, "nearest") if pad > 0 else xc
     weights, rows, cols = k.tolist(), (dy + pad).tolist(), (dx + pad).tolist()
     planes = []
     for i in range(b):
@@ -424,23 +408,8 @@ def zoom_blur(x: Tensor, factors: Tensor, weights: Tensor | None = None) -> Tens
 
 # ----------------------------------------------------------------------------------------------- gaussian blur
 def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
-    """``skimage.filters.gaussian`` (H1: truncate 4, mode ``nearest``) per channel with per-sample sigma.
-
-    Same kernels and filtering order (rows, then columns) as
-    :func:`~robust_train.functional.filters.gaussian_filter2d` and the same values, with the edge padding done by
-    ``F.pad(mode="replicate")`` (valid for any width) instead of index mapping, which is several times cheaper.
-    """
-    k = gaussian_kernel1d(sigma.to(torch.float64))
-    if k.shape[1] == 1:
-        return x.clone()
-    b, c, h, w = x.shape
-    n = k.shape[1]
-    r = (n - 1) // 2
-    weight = k.to(device=x.device, dtype=x.dtype).repeat_interleave(c, dim=0)
-    y = F.pad(x, (0, 0, r, r), mode="replicate").reshape(1, b * c, h + 2 * r, w)
-    y = F.conv2d(y, weight.view(b * c, 1, n, 1), groups=b * c).view(b, c, h, w)
-    y = F.pad(y, (r, r, 0, 0), mode="replicate").reshape(1, b * c, h, w + 2 * r)
-    return F.conv2d(y, weight.view(b * c, 1, 1, n), groups=b * c).view(b, c, h, w)
+    """``skimage.filters.gaussian`` defaults (H1: truncate 4, mode ``nearest``) per channel, per-sample sigma."""
+    return gaussian_filter2d(x, sigma, truncate=4.0, mode="nearest")
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor | float) -> Tensor:
@@ -572,7 +541,7 @@ def defocus_blur(x: Tensor, radius: Tensor | float, alias_blur: Tensor | float, 
     p = r if pad is None else int(pad)
     if p > r:  # embed in a larger zero kernel: the FFT size then depends on ``pad`` only, not on the batch
         kern = F.pad(kern, (p - r, p - r, p - r, p - r))
-    out = _fft_filter_symmetric(_pad_index(xc, p, "mirror"), kern, h, w)
+    out = _fft_filter_symmetric(pad2d(xc, p, "mirror"), kern, h, w)
     return out.clamp(0.0, 1.0).to(out_dtype)
 
 

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ._checks import check_shape
 
-__all__ = ["MODES", "boundary_index", "gaussian_kernel1d", "gaussian_filter2d", "separable_filter2d"]
+__all__ = ["MODES", "boundary_index", "gaussian_kernel1d", "gaussian_filter2d", "pad2d", "pad_axis", "separable_filter2d"]
 
 MODES = ("nearest", "reflect", "mirror", "wrap", "constant")
 
@@ -87,21 +87,53 @@ def gaussian_kernel1d(sigma: Tensor, truncate: float = 4.0, radius: int | None =
     return torch.where((sigma == 0).unsqueeze(1), identity, w)
 
 
+_TORCH_PAD = {"nearest": "replicate", "mirror": "reflect", "wrap": "circular", "constant": "constant"}
+
+
+def pad_axis(x: Tensor, dim: int, before: int, after: int, mode: str) -> Tensor:
+    """Pad one spatial axis of a (B, C, H, W) tensor with a SciPy boundary mode, for any pad width.
+
+    Uses ``F.pad`` where its mode is equivalent and the width is within its limits (several times faster), and
+    index mapping (:func:`boundary_index`, repeated reflection) otherwise.
+
+    Args:
+        x: (B, C, H, W) tensor.
+        dim: 2 (H) or 3 (W).
+        before: elements added before index 0.
+        after: elements added after the last index.
+        mode: one of :data:`MODES`.
+
+    Example:
+        >>> pad_axis(torch.arange(3.0).view(1, 1, 1, 3), 3, 4, 0, "reflect").flatten().tolist()
+        [2.0, 2.0, 1.0, 0.0, 0.0, 1.0, 2.0]
+    """
+    if dim not in (2, 3) or x.dim() != 4:
+        raise ValueError(f"pad_axis: expected a (B, C, H, W) tensor and dim 2 or 3, got {tuple(x.shape)}, dim={dim}")
+    n = x.shape[dim]
+    torch_mode = _TORCH_PAD.get(mode)
+    limit = {"replicate": float("inf"), "constant": float("inf"), "reflect": n - 1, "circular": n}.get(torch_mode, -1)
+    if torch_mode is not None and max(before, after) <= limit:
+        pads = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
+        return F.pad(x, pads, mode=torch_mode)
+    idx = boundary_index(torch.arange(-before, n + after, device=x.device), n, mode)
+    if mode == "constant":
+        shape = [1, 1, 1, 1]
+        shape[dim] = -1
+        return x.index_select(dim, idx.clamp_min(0)) * (idx >= 0).view(shape).to(x.dtype)
+    return x.index_select(dim, idx)
+
+
+def pad2d(x: Tensor, pad: int, mode: str) -> Tensor:
+    """Pad H and W of a (B, C, H, W) tensor by ``pad`` on every side with a SciPy boundary mode (any width)."""
+    return pad_axis(pad_axis(x, 2, pad, pad, mode), 3, pad, pad, mode)
+
+
 def _filter_axis(x: Tensor, kernel: Tensor, dim: int, mode: str) -> Tensor:
     """Correlate every (B, C) plane of ``x`` along ``dim`` (2 = H, 3 = W) with its sample's 1-D kernel."""
     b, c, h, w = x.shape
     k = kernel.shape[1]
     r = (k - 1) // 2
-    n = x.shape[dim]
-    idx = boundary_index(torch.arange(-r, n + r, device=x.device), n, mode)
-    if mode == "constant":
-        valid = idx >= 0
-        xp = x.index_select(dim, idx.clamp_min(0))
-        shape = [1, 1, 1, 1]
-        shape[dim] = -1
-        xp = xp * valid.view(shape).to(x.dtype)
-    else:
-        xp = x.index_select(dim, idx)
+    xp = pad_axis(x, dim, r, r, mode)
     weight = kernel.to(x.dtype).repeat_interleave(c, dim=0)  # (B*C, K)
     xp = xp.reshape(1, b * c, *xp.shape[2:])
     if dim == 2:
