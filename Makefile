@@ -15,8 +15,10 @@ PIP := $(PYTHON) -m pip
 TORCH_PAIR ?= torch==2.13.0 torchvision==0.28.0
 FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
 STAMP_DIR := .make
-# pytest workers for `make test` (2 cores: -n 2 halves the wall time of the default suite)
+# pytest workers for `make test`: 2 cores -> 2 single-threaded workers (two 2-thread workers would oversubscribe the
+# CPU, and multi-threaded torch ops slow down badly on an oversubscribed CPU)
 PYTEST_WORKERS ?= 2
+PYTEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 PYTEST_ARGS ?=
 TRAIN_ARGS ?=
 
@@ -79,10 +81,10 @@ train: install data ## run the default training job (Fashion-MNIST, ResNet-8, CP
 	$(PYTHON) -m robust_train.cli.train experiment=fmnist_default $(TRAIN_ARGS)
 
 test: install-test data ## run the default test suite (not slow, not gpu)
-	$(PYTHON) -m pytest -m "not slow and not gpu" -n $(PYTEST_WORKERS) -q $(PYTEST_ARGS)
+	$(PYTEST_ENV) $(PYTHON) -m pytest -m "not slow and not gpu" -n $(PYTEST_WORKERS) -q $(PYTEST_ARGS)
 
 test-full: install-test data ## run every test except GPU ones (slow included)
-	$(PYTHON) -m pytest -m "not gpu" -n $(PYTEST_WORKERS) -q $(PYTEST_ARGS)
+	$(PYTEST_ENV) $(PYTHON) -m pytest -m "not gpu" -n $(PYTEST_WORKERS) -q $(PYTEST_ARGS)
 
 test-gpu: install-test ## run the GPU tests (skip without CUDA)
 	$(PYTHON) -m pytest -m gpu -q $(PYTEST_ARGS)
@@ -95,9 +97,12 @@ format: install-test ## ruff autofix and format
 	$(PYTHON) -m ruff check --fix robust_train tests benchmarks
 	$(PYTHON) -m ruff format robust_train tests benchmarks
 
-bench: install-test ## run the benchmarks (see benchmarks/README.md)
-	@if [ -f benchmarks/per_op.py ]; then $(PYTHON) benchmarks/per_op.py; else echo "no benchmarks/per_op.py yet"; fi
-	@if [ -f benchmarks/pipeline.py ]; then $(PYTHON) benchmarks/pipeline.py; else echo "no benchmarks/pipeline.py yet"; fi
+BENCH_ARGS ?=
+bench: install-test ## run every benchmark script (see benchmarks/README.md; run on a quiet machine)
+	@for f in benchmarks/[a-z]*.py; do \
+		case "$$f" in benchmarks/common.py|benchmarks/reference.py) continue;; esac; \
+		echo ">> $(PYTHON) $$f $(BENCH_ARGS)"; $(PYTHON) $$f $(BENCH_ARGS) || exit $$?; \
+	done
 
 clean: ## remove the install stamps, logs and caches
 	rm -rf $(STAMP_DIR) logs outputs multirun .pytest_cache

@@ -13,14 +13,16 @@ Examples::
 from __future__ import annotations
 
 import os
+import sys
 import time
+import warnings
 from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ..utils import extras, print_summary, task_wrapper
+from ..utils import USER_ERRORS, ConfigError, extras, log_hyperparameters, print_summary, task_wrapper
 from ..utils.builders import build_run
 from ..utils.pylogger import RankedLogger
 from . import CONFIG_DIR
@@ -28,6 +30,9 @@ from . import CONFIG_DIR
 __all__ = ["evaluate", "main"]
 
 log = RankedLogger(__name__)
+
+# expected with our design: batches are converted and augmented on the device by the LightningModule
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`.*")
 
 
 @task_wrapper
@@ -41,26 +46,25 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         ``(metric_dict, object_dict)``: the metrics logged during testing and the objects built.
 
     Raises:
-        ValueError: ``ckpt_path`` is not set or does not exist.
+        ConfigError: ``ckpt_path`` is not set or does not exist.
     """
     start = time.perf_counter()
     ckpt_path = cfg.get("ckpt_path")
     net = cfg.model.get("net") or {}
     weights_in_net = bool(net.get("pretrained") or net.get("checkpoint_path"))  # timm / torchvision weights files
     if not ckpt_path and not weights_in_net:
-        raise ValueError(
+        raise ConfigError(
             "robust-eval needs a checkpoint: pass ckpt_path=/path/to/model.ckpt, or ckpt_path=null with a net that "
             "loads its own weights (+model.net.checkpoint_path=/path/to/state_dict.pth)"
         )
     if ckpt_path and not os.path.isfile(ckpt_path):
-        raise ValueError(f"checkpoint {ckpt_path!r} does not exist")
+        raise ConfigError(f"checkpoint {ckpt_path!r} does not exist")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run = build_run(cfg)
     trainer = run.trainer
     assert trainer is not None
-    for logger in run.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    log_hyperparameters(run.loggers, cfg)
     log.info("Starting testing!")
     trainer.test(model=run.model, datamodule=run.datamodule, ckpt_path=ckpt_path or None, weights_only=False)
     metric_dict = dict(trainer.callback_metrics)
@@ -75,9 +79,13 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``robust-eval``."""
+    """Hydra entry point of ``robust-eval``: config mistakes end with one message and exit status 1."""
     extras(cfg)
-    evaluate(cfg)
+    try:
+        evaluate(cfg)
+    except USER_ERRORS as err:
+        print(f"robust-eval: error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,51 @@ Examples::
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+import warnings
 from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+import torch
+from omegaconf import DictConfig
 
-from ..utils import extras, get_metric_value, print_summary, task_wrapper
+from ..utils import USER_ERRORS, extras, get_metric_value, log_hyperparameters, print_summary, task_wrapper
 from ..utils.builders import build_run
 from ..utils.pylogger import RankedLogger
 from . import CONFIG_DIR
 
-__all__ = ["fit_and_test", "main", "train"]
+__all__ = ["fit_and_test", "main", "set_threads", "train"]
 
 log = RankedLogger(__name__)
+
+# expected with our design: batches are converted and augmented on the device by the LightningModule
+warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`.*")
+
+
+def set_threads(threads: int | str | None) -> int:
+    """Set torch's intra-op thread count: an int, ``None`` (torch's default), or ``"auto"``.
+
+    ``"auto"`` uses every core unless the machine is already busy (1-minute load average >= number of cores), in
+    which case it uses one thread: on an oversubscribed CPU, threads that must meet at every operator barrier wait
+    for each other and a multi-threaded step runs several times slower than a single-threaded one.
+
+    Returns:
+        The thread count in effect.
+    """
+    if threads is None:
+        return torch.get_num_threads()
+    if threads == "auto":
+        cores = os.cpu_count() or 1
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        threads = 1 if load >= cores else cores
+        log.info(f"threads=auto: load average {load:.1f} on {cores} cores -> {threads} torch thread(s)")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, 'auto' or null, got {threads!r}")
+    torch.set_num_threads(threads)
+    return threads
 
 
 def _summary_info(trainer: L.Trainer, cfg: DictConfig, seconds: float) -> dict[str, Any]:
@@ -35,6 +65,7 @@ def _summary_info(trainer: L.Trainer, cfg: DictConfig, seconds: float) -> dict[s
         "log dir": cfg.paths.output_dir,
         "epochs": trainer.current_epoch,
         "wall time": f"{seconds:.1f} s",
+        "torch threads": torch.get_num_threads(),
     }
 
 
@@ -50,14 +81,14 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         built (``cfg``, ``datamodule``, ``model``, ``callbacks``, ``logger``, ``trainer``).
     """
     start = time.perf_counter()
+    set_threads(cfg.get("threads"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run = build_run(cfg)
     trainer, model, datamodule = run.trainer, run.model, run.datamodule
     assert trainer is not None
     object_dict = run.as_dict()
-    for logger in run.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    log_hyperparameters(run.loggers, cfg)
 
     if cfg.get("train"):
         log.info("Starting training!")
@@ -90,8 +121,12 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point of ``robust-train``."""
-    return train(cfg)
+    """Hydra entry point of ``robust-train``: config mistakes end with one message and exit status 1."""
+    try:
+        return train(cfg)
+    except USER_ERRORS as err:
+        print(f"robust-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

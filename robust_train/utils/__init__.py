@@ -5,14 +5,17 @@ from __future__ import annotations
 from .instantiators import instantiate_callbacks, instantiate_loggers
 from .pylogger import RankedLogger
 from .rich_utils import print_config_tree, print_summary, summary_table
-from .utils import extras, get_metric_value, task_wrapper
+from .utils import USER_ERRORS, ConfigError, extras, get_metric_value, log_hyperparameters, task_wrapper
 
 __all__ = [
+    "USER_ERRORS",
+    "ConfigError",
     "RankedLogger",
     "extras",
     "get_metric_value",
     "instantiate_callbacks",
     "instantiate_loggers",
+    "log_hyperparameters",
     "print_config_tree",
     "print_summary",
     "summary_table",

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from ..models import check_model_name
 from .instantiators import instantiate_callbacks, instantiate_loggers
 from .pylogger import RankedLogger
+from .utils import ConfigError
 
 __all__ = ["Run", "build_datamodule", "build_model", "build_run", "check_config"]
 
@@ -57,12 +58,13 @@ def check_config(cfg: DictConfig) -> None:
     """Fail early, with one clear message, on mistakes that would otherwise surface deep in instantiation.
 
     Raises:
-        ValueError: a required group is missing, or the model name is unknown (close matches listed).
+        ConfigError: a required group is missing.
+        UnknownModelError: the model name is unknown (the message lists close matches).
     """
     for group in ("data", "model", "trainer"):
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
-            raise ValueError(f"config group {group!r} must be selected and have a _target_ (got {node!r})")
+            raise ConfigError(f"config group {group!r} must be selected and have a _target_ (got {node!r})")
     net = cfg.model.get("net")
     if isinstance(net, DictConfig) and str(net.get("_target_", "")).endswith("create_model"):
         check_model_name(net.get("model_name"))

@@ -8,14 +8,24 @@ from functools import wraps
 from importlib.util import find_spec
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from ..data.base import DatasetNotFoundError
+from ..models import UnknownModelError
 from .pylogger import RankedLogger
 from .rich_utils import print_config_tree
 
-__all__ = ["extras", "get_metric_value", "task_wrapper"]
+__all__ = ["USER_ERRORS", "ConfigError", "extras", "get_metric_value", "log_hyperparameters", "task_wrapper"]
 
 log = RankedLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """The composed config is unusable (a missing group, a missing required value)."""
+
+
+#: Mistakes in the command line or the config: reported as one message, without a traceback, by the entry points.
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, UnknownModelError, DatasetNotFoundError)
 
 
 def extras(cfg: DictConfig) -> None:
@@ -39,6 +49,9 @@ def task_wrapper(task_func: Callable[[DictConfig], Any]) -> Callable[[DictConfig
     def wrap(cfg: DictConfig) -> Any:
         try:
             return task_func(cfg)
+        except USER_ERRORS as err:
+            log.error(f"{type(err).__name__}: {err}")
+            raise
         except Exception:
             log.exception("")
             raise
@@ -69,3 +82,13 @@ def get_metric_value(metric_dict: dict[str, Any], metric_name: str | None) -> fl
         )
     value = metric_dict[metric_name]
     return float(value.item() if hasattr(value, "item") else value)
+
+
+def log_hyperparameters(loggers: list, cfg: DictConfig) -> None:
+    """Send the resolved config (without Hydra's own ``hydra`` node) to every logger."""
+    if not loggers:
+        return
+    keys = [k for k in cfg if k != "hydra"]
+    container = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(container)
