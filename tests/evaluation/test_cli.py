@@ -111,3 +111,40 @@ def test_robust_eval_with_a_weights_file_and_released_root(tmp_path):
     cfg = _compose("eval", [*common, f"eval.corruption_eval.released_root={tmp_path}"], tmp_path)
     with pytest.raises(Exception, match=r"contrast.npy \(missing\)"):
         evaluate(cfg)
+
+
+@pytest.mark.slow
+def test_robust_eval_ddp_sim_matches_one_process(tmp_path):
+    """The same weights evaluated with trainer=ddp_sim (2 CPU processes) and trainer=cpu: identical suite numbers."""
+    import timm
+
+    import robust_train.models  # noqa: F401
+    from robust_train.cli.eval import evaluate
+
+    torch.manual_seed(0)
+    torch.save(timm.create_model("resnet8_cifar", num_classes=10).state_dict(), tmp_path / "sd.pth")
+    common = [
+        "data=synthetic",
+        "data.num_test=40",
+        "data.eval_batch_size=8",
+        "ckpt_path=null",
+        f"+model.net.checkpoint_path={tmp_path / 'sd.pth'}",
+        "eval=c15_fast",
+        "eval.corruption_eval.suite.num_images=10",
+        "eval.corruption_eval.suite.batch_size=3",
+        "eval.corruption_eval.suite.corruptions=[contrast,gaussian_noise,pixelate]",
+        "logger=none",
+    ]
+    results = {}
+    for trainer in ("cpu", "ddp_sim"):
+        out = tmp_path / trainer
+        out.mkdir()
+        cfg = _compose("eval", [*common, f"trainer={trainer}"], out)
+        evaluate(cfg)
+        hist = json.loads((out / "out" / "c15_fast" / "test_history.json").read_text())[0]
+        results[trainer] = hist
+    assert results["cpu"]["world_size"] == 1 and results["ddp_sim"]["world_size"] == 2
+    a, b = results["cpu"]["metrics"], results["ddp_sim"]["metrics"]
+    assert a.keys() == b.keys() and "test/mce" in a
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=1e-12), k
