@@ -12,7 +12,6 @@ and an error-vs-severity plot on rank 0.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import Dataset
 
 from ..evaluation import engine as E
+from ..evaluation._io import atomic_write_text
 from ..evaluation.report import print_table, result_table, to_baseline, write_reports
 from ..evaluation.suite import EvalSuite, load_suite
 
@@ -162,10 +162,9 @@ class SuiteEvalCallback(Callback):
         extra = {"stage": stage, "epoch": entry["epoch"], "seconds": entry["seconds"], "data": source}
         stem = f"{stage}_epoch{entry['epoch']:03d}" if stage == "val" else "test"
         write_reports(out, self.suite, metric, result, extra, plots=self.plots, stem=stem)
-        summary = out / f"{stage}_history.json"
-        tmp = summary.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps([h for h in self.history if h["stage"] == stage], indent=2))
-        os.replace(tmp, summary)
+        atomic_write_text(
+            out / f"{stage}_history.json", json.dumps([h for h in self.history if h["stage"] == stage], indent=2)
+        )
         if stage == "test":
             if self.print_results:
                 print_table(result_table(metric, result), title=f"{self.suite.name} ({source})")

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,8 @@ from torch.utils.data import Dataset, Subset
 
 from ..corruptions.api import create_corruption
 from ..corruptions.base import Corruption
+from ._io import atomic_write, atomic_write_text
+from .engine import to_unit
 from .suite import EvalSuite
 
 __all__ = ["EXPORT_LAYOUTS", "ExportError", "export_dataset", "source_file_name"]
@@ -40,23 +41,6 @@ MANIFEST = "export_manifest.json"
 
 class ExportError(RuntimeError):
     """The output folder holds an export made with different settings."""
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    _atomic_write_bytes(path, lambda f: np.save(f, arr))
 
 
 def source_file_name(dataset: Dataset, position: int, index: int) -> str:
@@ -93,14 +77,6 @@ def _load(dataset: Dataset, positions: Sequence[int]) -> tuple[Tensor, Tensor, T
         ys.append(int(y))
         idx.append(int(i))
     return torch.stack(xs), torch.tensor(ys, dtype=torch.long), torch.tensor(idx, dtype=torch.long)
-
-
-def _to_unit(x: Tensor) -> Tensor:
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    return x.contiguous()
 
 
 def _to_uint8_hwc(x: Tensor) -> np.ndarray:
@@ -149,7 +125,7 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
                 f"{ {k: old.get(k) for k in diff} } vs { {k: manifest.get(k) for k in diff} }); "
                 "use a new output folder or delete the old export"
             )
-    _atomic_write_bytes(path, lambda f: json.dump(manifest, f, indent=2, sort_keys=True), mode="w")
+    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def export_dataset(
@@ -234,7 +210,8 @@ def _export_cifar(dataset, out, suite, positions, bs, device, corrupt, bar) -> N
     first = None
     if not labels_path.is_file():
         ys = [int(dataset[int(p)][1]) for p in positions]
-        _save_npy_atomic(labels_path, np.tile(np.asarray(ys, dtype=np.uint8 if max(ys) < 256 else np.int64), 5))
+        labels = np.tile(np.asarray(ys, dtype=np.uint8 if max(ys) < 256 else np.int64), 5)
+        atomic_write(labels_path, lambda f: np.save(f, labels))
     for name in suite.names:
         final = out / f"{name}.npy"
         if final.is_file():
@@ -254,11 +231,10 @@ def _export_cifar(dataset, out, suite, positions, bs, device, corrupt, bar) -> N
                 if row + len(chunk) <= done:
                     continue
                 x, _, idx = _load(dataset, chunk)
-                y = corrupt(name, s, _to_unit(x).to(device), idx)
+                y = corrupt(name, s, to_unit(x, device), idx)
                 mm[row : row + len(chunk)] = _to_uint8_hwc(y)
                 mm.flush()
-                written = str(row + len(chunk))
-                _atomic_write_bytes(prog, lambda f, v=written: f.write(v), mode="w")
+                atomic_write_text(prog, str(row + len(chunk)))
                 bar.advance(len(chunk), f"{name} s{s}")
         del mm
         os.replace(partial, final)
@@ -284,11 +260,11 @@ def _export_folder(dataset, out, suite, positions, bs, device, corrupt, bar, cla
             bar.advance(len(positions) - len(todo), f"{name} s{s}")
             for _, chunk in _chunks(todo, bs):
                 x, _, idx = _load(dataset, chunk)
-                imgs = _to_uint8_hwc(corrupt(name, s, _to_unit(x).to(device), idx))
+                imgs = _to_uint8_hwc(corrupt(name, s, to_unit(x, device), idx))
                 for pos, img in zip(chunk, imgs, strict=True):
                     path = folder / _class_dir(labels[pos], classes) / names[pos]
                     pil = Image.fromarray(img)
-                    _atomic_write_bytes(path, lambda f, im=pil: im.save(f, "JPEG", quality=85, optimize=True))
+                    atomic_write(path, lambda f, im=pil: im.save(f, "JPEG", quality=85, optimize=True))
                 bar.advance(len(chunk), f"{name} s{s}")
 
 

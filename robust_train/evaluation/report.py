@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from torch import Tensor
 from ..metrics.baselines import Baseline
 from ..metrics.corruption_error import CorruptionErrors
 from ..metrics.stability import PerturbationStability
+from ._io import atomic_write_text
 from .suite import EvalSuite
 
 __all__ = [
@@ -88,14 +88,6 @@ def to_baseline(
     )
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_reports(
     out_dir: str | os.PathLike[str],
     suite: EvalSuite,
@@ -111,7 +103,7 @@ def write_reports(
     table = result_table(metric, result)
     doc = {"suite": suite.to_dict(), **table, **(dict(extra) if extra else {})}
     paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv"}
-    _atomic_text(paths["json"], json.dumps(doc, indent=2, sort_keys=True, default=str))
+    atomic_write_text(paths["json"], json.dumps(doc, indent=2, sort_keys=True, default=str))
     cols = sorted({k for row in table["rows"].values() for k in row}, key=_column_order)
     lines: list[list[Any]] = [["name", *cols]]
     lines += [[name, *(row.get(c) for c in cols)] for name, row in table["rows"].items()]
@@ -120,7 +112,7 @@ def write_reports(
 
     buf = io.StringIO()
     csv.writer(buf).writerows(lines)
-    _atomic_text(paths["csv"], buf.getvalue())
+    atomic_write_text(paths["csv"], buf.getvalue())
     if plots and isinstance(metric, CorruptionErrors):
         paths["severity_plot"] = plot_error_vs_severity(table, out / f"{stem}_error_vs_severity.png", suite.name)
         if metric.baseline is not None:

@@ -23,16 +23,9 @@ import torch
 from ..corruptions.base import resolve_preset
 from ..corruptions.suites import SUITES
 from ..metrics.baselines import Baseline
-from ..metrics.stability import P_BENCHMARK_ORDER, P_EXTRA
+from ..metrics.stability import P_SUITES
 
 __all__ = ["EvalSuite", "P_SUITES", "load_suite", "resolve_names", "suite_config_dir"]
-
-#: Named perturbation suites (spec 6.1).
-P_SUITES: dict[str, tuple[str, ...]] = {
-    "p10": P_BENCHMARK_ORDER,
-    "p14": P_BENCHMARK_ORDER + P_EXTRA,
-    "p_extra": P_EXTRA,
-}
 
 
 def resolve_names(names: str | Sequence[str], kind: str) -> list[str]:

@@ -14,7 +14,7 @@ from torchmetrics import Metric
 from . import functional as MF
 from .baselines import Baseline, resolve_baseline
 
-__all__ = ["P_BENCHMARK_ORDER", "P_EXTRA", "PerturbationStability"]
+__all__ = ["P_BENCHMARK_ORDER", "P_EXTRA", "P_SUITES", "PerturbationStability"]
 
 #: The 10 ImageNet-P test perturbations and the 4 validation ones (spec 6.1).
 P_BENCHMARK_ORDER: tuple[str, ...] = (
@@ -30,6 +30,12 @@ P_BENCHMARK_ORDER: tuple[str, ...] = (
     "scale",
 )
 P_EXTRA: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "shear")
+#: Named perturbation suites.
+P_SUITES: dict[str, tuple[str, ...]] = {
+    "p10": P_BENCHMARK_ORDER,
+    "p14": P_BENCHMARK_ORDER + P_EXTRA,
+    "p_extra": P_EXTRA,
+}
 
 
 class PerturbationStability(Metric):

@@ -32,15 +32,14 @@ def list_sequences(suite: str | None = None, pattern: str | None = None) -> list
     """
     import fnmatch
 
-    from ..metrics.stability import P_BENCHMARK_ORDER, P_EXTRA
+    from ..metrics.stability import P_SUITES
 
-    suites = {"p10": P_BENCHMARK_ORDER, "p14": P_BENCHMARK_ORDER + P_EXTRA, "p_extra": P_EXTRA}
     if suite is None:
         names = SEQUENCES.list()
-    elif suite in suites:
-        names = list(suites[suite])
+    elif suite in P_SUITES:
+        names = list(P_SUITES[suite])
     else:
-        raise ValueError(f"unknown perturbation suite {suite!r}; expected one of {sorted(suites)}")
+        raise ValueError(f"unknown perturbation suite {suite!r}; expected one of {sorted(P_SUITES)}")
     return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
 
 
