@@ -27,13 +27,19 @@ class WeatherCorruption(Corruption):
     called with ``quantize=True``: it computes in the original's precision (float64 for brightness, fog and frost,
     float32 scenes for snow and spatter) on the 8-bit grid and truncates without tolerance, so that values the
     original's arithmetic puts a hair below an integer are truncated exactly as ``np.uint8`` did. The base class's
-    own truncation is then a no-op. With ``quantize=False`` the op runs in the input's dtype.
+    own truncation is skipped (it would be a no-op). With ``quantize=False`` the op runs in the input's dtype.
     """
 
     @property
     def exact_output(self) -> bool:
         """Whether the op should return the original's exact 8-bit values."""
         return self.quantize or self.jpeg_quality is not None
+
+    def finish(self, out: Tensor) -> Tensor:
+        """Output stage: the op already returned exact 8-bit values, so only the optional JPEG round trip remains."""
+        if self.jpeg_quality is None:
+            return out
+        return super().finish(out)
 
 
 @CORRUPTIONS.register(family="weather")

@@ -16,6 +16,7 @@ with ``DIST_L2`` and the 5x5 mask, truncated), :func:`equalize_hist` (``cv2.equa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +27,7 @@ from ._checks import check_batch_param, check_image, check_shape
 from ._common import straight_through, truncate_uint8
 from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
-from .color import hsv_to_rgb, rgb_to_grey, rgb_to_hsv
+from .color import hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
 from .filters import boundary_index, gaussian_kernel1d
 
 __all__ = [
@@ -101,23 +102,18 @@ def _field(
     if not isinstance(seed, Tensor) or seed.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"seed: expected a (B,) int64 tensor, got {seed!r}")
     check_batch_param(seed, batch, "seed")
-    fn = field_normal if kind == "normal" else field_uniform
-    return fn(seed.reshape(-1), shape, stream, dtype=torch.float64, device=device)
+    if kind == "normal":  # float32 Box-Muller (24-bit uniforms anyway), used in float64 from here on
+        return field_normal(seed.reshape(-1), shape, stream, dtype=torch.float32, device=device).to(torch.float64)
+    return field_uniform(seed.reshape(-1), shape, stream, dtype=torch.float64, device=device)
 
 
-def _snap8(x: Tensor, units: float = 1.0) -> Tensor:
-    """``x`` in float64 with 8-bit-valued entries (``k / 255`` up to float32 rounding) replaced by exactly what the
-    original computed from its uint8 image: ``k / 255.`` (``units=1``) or ``k`` itself (``units=255``).
-    Other values are kept. Straight-through gradient."""
-    x255 = x.to(torch.float64) * 255.0
-    with torch.no_grad():
-        k = torch.round(x255)
-        near = ((x255 - k).abs() < 1e-3).to(torch.float64)
-        snapped = x255 + near * (k - x255)  # exact select: k - x255 is exact for near values
-    if units == 1.0:
-        snapped = snapped / 255.0
-        return _st(x255 / 255.0, snapped) if x.requires_grad else snapped
-    return _st(x255, snapped) if x.requires_grad else snapped
+def _snap8(x: Tensor) -> Tensor:
+    """Float64 copy of ``x`` in [0, 255] units where 8-bit-valued entries (``k / 255`` up to float32 rounding) are
+    exactly ``k``, as the original's uint8 image; other values are kept (``255 x``). No gradient."""
+    x255 = x.detach().to(torch.float64) * 255.0
+    k = torch.round(x255)
+    near = ((x255 - k).abs() < 1e-3).to(torch.float64)
+    return x255 + near * (k - x255)  # exact select: k - x255 is exact for near values
 
 
 def _st(x: Tensor, y: Tensor) -> Tensor:
@@ -125,10 +121,53 @@ def _st(x: Tensor, y: Tensor) -> Tensor:
     return straight_through(x, y) if x.requires_grad else y
 
 
-def _floor8(v255: Tensor, unit: Tensor) -> Tensor:
-    """``floor(v255) / 255`` (the original's ``np.uint8`` cast of a value computed in [0, 255] units, no epsilon)
-    with the gradient of ``unit`` (the same output in [0, 1] units)."""
-    return _st(unit, torch.floor(v255.detach()).clamp_(0.0, 255.0).to(unit.dtype).div_(255.0))
+#: Half-width (in 8-bit levels) of the band around integers inside which a float32 result is recomputed in float64.
+_TIE_BAND = 2e-3
+
+
+def _exact_uint8(
+    v255: Tensor, refine: Callable[[Tensor], Tensor] | None, out: Callable[[], Tensor] | Tensor | None = None
+) -> Tensor:
+    """The original's ``np.uint8(v)`` for a result known in float32, made exact by recomputing near-ties.
+
+    ``v255`` is a float32 evaluation (error far below ``_TIE_BAND``) of the value that the original computed in
+    [0, 255] units before its truncating cast, preferably *before* the final clip (clipped values far outside
+    [0, 255] are then certain); entries within ``_TIE_BAND`` of an integer in [0, 255] are recomputed by
+    ``refine(flat_indices)`` in the original's arithmetic (float64) and truncated from there. This costs a few
+    float32 passes over the image plus float64 work on the few ambiguous entries only.
+
+    Args:
+        v255: fast evaluation of the pre-truncation value in [0, 255] units (float32 or float64).
+        refine: maps int64 flat indices to float64 pre-truncation values; ``None`` if ``v255`` is already exact.
+        out: the differentiable output in [0, 1] (gradient source, straight-through), or a callable building it;
+            only used when it requires a gradient.
+
+    Returns:
+        ``floor(clip(v, 0, 255)) / 255`` in ``v255``'s dtype (with the gradient of ``out``).
+    """
+    with torch.no_grad():
+        v = v255.detach().clamp(-0.5, 255.5)  # values outside [0, 255] by a margin are certain
+        q = torch.floor(v)
+        if refine is not None:
+            frac = v.sub_(q).sub_(0.5).abs_()  # distance to the nearest integer = 0.5 - frac
+            idx = (frac > 0.5 - _TIE_BAND).reshape(-1).nonzero().squeeze(1)
+            if idx.numel():
+                exact = torch.floor(refine(idx).clamp(0.0, 255.0)).to(q.dtype)
+                q = q.reshape(-1).index_copy(0, idx, exact).view_as(q)
+        q = q.clamp_(0.0, 255.0).div_(255.0)
+    if out is None:
+        return q
+    grad_src = out() if callable(out) else out
+    return _st(grad_src, q.to(grad_src.dtype)) if grad_src.requires_grad else q
+
+
+def _unravel(idx: Tensor, shape: tuple[int, ...]) -> list[Tensor]:
+    """Flat indices -> per-dimension indices for a contiguous tensor of ``shape``."""
+    outs = []
+    for n in reversed(shape):
+        outs.append(idx % n)
+        idx = idx // n
+    return outs[::-1]
 
 
 def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
@@ -147,13 +186,11 @@ def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
         k = gaussian_kernel1d(torch.tensor([value], dtype=torch.float64))[0].tolist()
         r = (len(k) - 1) // 2
         if r:
-            iy = boundary_index(torch.arange(-r, h + r, device=x.device), h, "nearest")
-            ix = boundary_index(torch.arange(-r, w + r, device=x.device), w, "nearest")
-            xp = xs.index_select(1, iy)
+            xp = F.pad(xs.unsqueeze(1), (0, 0, r, r), mode="replicate").squeeze(1)
             acc = xp[:, 0:h] * k[0]
             for i in range(1, len(k)):
                 acc.add_(xp[:, i : i + h], alpha=k[i])
-            xp = acc.index_select(2, ix)
+            xp = F.pad(acc.unsqueeze(1), (r, r, 0, 0), mode="replicate").squeeze(1)
             acc = xp[:, :, 0:w] * k[0]
             for i in range(1, len(k)):
                 acc.add_(xp[:, :, i : i + w], alpha=k[i])
@@ -167,6 +204,8 @@ def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
 def _pad_mirror1(x: Tensor) -> Tensor:
     """Pad (B, H, W) by one pixel with OpenCV's default border (reflect-101), any size."""
     h, w = x.shape[-2:]
+    if h > 1 and w > 1:
+        return F.pad(x.unsqueeze(1), (1, 1, 1, 1), mode="reflect").squeeze(1)
     iy = boundary_index(torch.arange(-1, h + 1, device=x.device), h, "mirror")
     ix = boundary_index(torch.arange(-1, w + 1, device=x.device), w, "mirror")
     return x.index_select(-2, iy).index_select(-1, ix)
@@ -197,12 +236,26 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, check_values=False)
-    xc = _snap8(x) if quantize else x
-    c = _per_sample(value, x.shape[0], "value", x.device).to(xc.dtype).view(-1, 1, 1)
-    h, s, v = rgb_to_hsv(xc).unbind(1)
-    v = (v + c).clamp(0.0, 1.0)
-    out = hsv_to_rgb(torch.stack((h, s, v), 1)).clamp(0.0, 1.0)
-    return _floor8(out * 255.0, out).to(x.dtype) if quantize else out
+    b = x.shape[0]
+    c = _per_sample(value, b, "value", x.device)
+    xc = x.to(torch.float32) if quantize else x
+
+    def core(img: Tensor, cv: Tensor) -> Tensor:
+        h, s, v = rgb_to_hsv_planes(*img.unbind(1))
+        v = (v + cv).clamp(0.0, 1.0)
+        return torch.stack(hsv_to_rgb_planes(h, s, v), 1).clamp(0.0, 1.0)
+
+    out = core(xc, c.to(xc.dtype).view(-1, 1, 1))
+    if not quantize:
+        return out
+
+    def refine(idx: Tensor) -> Tensor:  # the original's float64 arithmetic on the 8-bit pixels concerned
+        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
+        pix = _snap8(x[bi, :, yi, xi]) / 255.0  # (N, 3)
+        res = core(pix.t().reshape(1, 3, -1, 1), c[bi].view(1, -1, 1))  # (1, 3, N, 1)
+        return res[0, :, :, 0].gather(0, ch.view(1, -1))[0] * 255.0
+
+    return _exact_uint8(out * 255.0, refine, out).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- fog
@@ -262,24 +315,20 @@ def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
     u = uniform.to(torch.float64)
     wib = torch.full((b, 1, 1), 100.0, dtype=torch.float64, device=u.device)
     dec = decay.view(b, 1, 1)
-    grid = torch.zeros(b, 1, 1, dtype=torch.float64, device=u.device)  # corner lattice, n x n
+    grid = torch.zeros(b, m, m, dtype=torch.float64, device=u.device)
     step = m
     while step >= 2:
         half = step // 2
-        n = m // step
-
-        def noisy(total: Tensor, uu: Tensor) -> Tensor:
-            return total / 4 + wib * (-wib + (wib - (-wib)) * uu)
-
-        c = grid
+        span = 2.0 * wib  # NumPy's uniform(-w, w) = -w + (w - (-w)) * u; w - (-w) = 2w exactly
+        c = grid[:, ::step, ::step]  # corner lattice (strided view)
         sq = c + _roll(c, -1, 1)
         sq = sq + _roll(sq, -1, 2)
-        d = noisy(sq, u[:, half::step, half::step])  # centres (half + k*step, half + l*step)
-        e1 = noisy((d + _roll(d, 1, 1)) + (c + _roll(c, -1, 2)), u[:, 0::step, half::step])
-        e2 = noisy((d + _roll(d, 1, 2)) + (c + _roll(c, -1, 1)), u[:, half::step, 0::step])
-        even = torch.stack((c, e1), -1).reshape(b, n, 2 * n)  # rows k*step: corner, edge, corner, ...
-        odd = torch.stack((e2, d), -1).reshape(b, n, 2 * n)  # rows half + k*step: edge, centre, ...
-        grid = torch.stack((even, odd), 2).reshape(b, 2 * n, 2 * n)
+        d = sq / 4 + wib * (-wib + span * u[:, half::step, half::step])  # centres
+        grid[:, half::step, half::step] = d
+        e1 = ((d + _roll(d, 1, 1)) + (c + _roll(c, -1, 2))) / 4 + wib * (-wib + span * u[:, ::step, half::step])
+        e2 = ((d + _roll(d, 1, 2)) + (c + _roll(c, -1, 1))) / 4 + wib * (-wib + span * u[:, half::step, ::step])
+        grid[:, ::step, half::step] = e1  # (corner row, centre column)
+        grid[:, half::step, ::step] = e2  # (centre row, corner column)
         step //= 2
         wib = wib / dec
     grid = grid - grid.amin(dim=(1, 2), keepdim=True)
@@ -327,12 +376,23 @@ def fog(
         raise ValueError(f"strength: expected values >= 0, got {c.tolist()}")
     m = fog_map_size(h, w)
     u = _field(seed, uniform, (m, m), b, stream, "uniform", x.device, "uniform")
-    xc = _snap8(x) if quantize else x
-    fmap = plasma_fractal(u, wibbledecay)[:, None, :h, :w].to(xc.dtype)
+    xc = x.to(torch.float32) if quantize else x
+    plasma = plasma_fractal(u, wibbledecay)
+    fmap = plasma[:, None, :h, :w].to(xc.dtype)
     cc = _view(c, xc)
     mx = xc.amax(dim=(1, 2, 3), keepdim=True)
-    out = ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
-    return _floor8(out * 255.0, out).to(x.dtype) if quantize else out
+    if not quantize:
+        return ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
+    m64 = _snap8(mx.view(b)) / 255.0  # the original's max of its float64 image
+
+    def refine(idx: Tensor) -> Tensor:
+        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
+        xv = _snap8(x[bi, ch, yi, xi]) / 255.0
+        cv, mv = c[bi], m64[bi]
+        return ((xv + cv * plasma[bi, yi, xi]) * mv / (mv + cv)).clamp(0.0, 1.0) * 255.0
+
+    fast = torch.addcmul(xc, cc, fmap).mul_(mx * 255.0 / (mx + cc))  # within 1e-3 levels of the original
+    return _exact_uint8(fast, refine, lambda: ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- frost
@@ -435,11 +495,17 @@ def frost(
     rows = (t0.to(dev).view(b, 1) + torch.arange(h, device=dev).view(1, h)).view(b, h, 1)
     cols = (l0.to(dev).view(b, 1) + torch.arange(w, device=dev).view(1, w)).view(b, 1, w)
     crop = stack[idx.to(dev).view(b, 1, 1), :, rows, cols]  # (B, H, W, 3) uint8
-    x255 = _snap8(x, 255.0) if quantize else x * 255.0
-    tex = crop.permute(0, 3, 1, 2).to(x255.dtype)
-    v255 = (_view(a, x255) * x255 + _view(fw, x255) * tex).clamp(0.0, 255.0)
-    out = v255 / 255.0
-    return _floor8(v255, out).to(x.dtype) if quantize else out
+    xc = x.to(torch.float32) if quantize else x
+    tex = crop.permute(0, 3, 1, 2)
+    v255 = torch.addcmul(_view(fw, xc) * tex.to(xc.dtype), _view(a * 255.0, xc), xc)  # a * 255 x + b * f
+    if not quantize:
+        return v255.clamp_(0.0, 255.0).div_(255.0)
+
+    def refine(idx: Tensor) -> Tensor:  # clip(a * k + b * f, 0, 255) in float64 on the 8-bit values
+        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
+        return a[bi] * _snap8(x[bi, ch, yi, xi]) + fw[bi] * tex[bi, ch, yi, xi].to(torch.float64)
+
+    return _exact_uint8(v255, refine, lambda: v255.clamp(0.0, 255.0) / 255.0).to(x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- OpenCV blocks
@@ -468,8 +534,9 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
     check_shape(img, "B H W", "img")
     b, h, w = img.shape
     x = img.to(torch.int32)
-    xp = F.pad(x.view(b, 1, h, w).to(torch.float32), (1, 1, 1, 1), mode="replicate").view(b, h + 2, w + 2)
-    xp = xp.to(torch.int32)
+    iy = torch.arange(-1, h + 1, device=x.device).clamp(0, h - 1)
+    ix = torch.arange(-1, w + 1, device=x.device).clamp(0, w - 1)
+    xp = x.index_select(1, iy).index_select(2, ix)  # replicated border
 
     def s(dy: int, dx: int) -> Tensor:
         return xp[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
@@ -483,8 +550,8 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
         return mp[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
     tg22 = int(0.4142135623730950488016887242097 * (1 << 15) + 0.5)
-    ax = gx.abs().to(torch.int64)
-    ay = gy.abs().to(torch.int64) << 15
+    ax = gx.abs()  # |g| <= 1020, so the Q15 products below fit in int32
+    ay = gy.abs() << 15
     tg22x = ax * tg22
     tg67x = tg22x + (ax << 16)
     horiz = ay < tg22x
@@ -581,10 +648,11 @@ def box_blur3(x: Tensor, integer: bool = False) -> Tensor:
         integer: use the 8-bit rounding path.
 
     Returns:
-        (B, H, W) float32 (float path) or float64 integer values (8-bit path).
+        (B, H, W) float32 (float path: the blurred values; 8-bit path: integer values).
     """
     check_shape(x, "B H W", "x")
-    p = _pad_mirror1(x.to(torch.float64))
+    # integer sums (<= 9 * 255) and their rounding are exact in float32; float input is summed in float64
+    p = _pad_mirror1(x.to(torch.float32 if integer else torch.float64))
     h, w = x.shape[-2:]
     rows = p[:, :, 0:w] + p[:, :, 1 : w + 1] + p[:, :, 2 : w + 2]
     tot = rows[:, 0:h] + rows[:, 1 : h + 1] + rows[:, 2 : h + 2]
@@ -604,7 +672,7 @@ def equalize_hist(x: Tensor) -> Tensor:
         x: (B, H, W) tensor of integer values in [0, 255] (any dtype).
 
     Returns:
-        (B, H, W) float64 integer values in [0, 255].
+        (B, H, W) float32 integer values in [0, 255].
     """
     check_shape(x, "B H W", "x")
     b = x.shape[0]
@@ -621,7 +689,7 @@ def equalize_hist(x: Tensor) -> Tensor:
     lut = lut * (levels > first).to(lut.dtype)
     const = (h_first == n).to(lut.dtype)  # a constant image keeps its level
     lut = lut * (1.0 - const) + first.to(lut.dtype) * const
-    return lut.gather(1, flat).view(x.shape).to(torch.float64)
+    return lut.gather(1, flat).view(x.shape)
 
 
 def filter3x3_u8(x: Tensor, kernel: tuple[tuple[int, int, int], ...]) -> Tensor:
@@ -632,12 +700,12 @@ def filter3x3_u8(x: Tensor, kernel: tuple[tuple[int, int, int], ...]) -> Tensor:
         kernel: 3x3 integer kernel (rows of columns), anchored at the centre.
 
     Returns:
-        (B, H, W) float64 integer values in [0, 255] (negative responses clip to 0).
+        (B, H, W) float32 integer values in [0, 255] (negative responses clip to 0).
     """
     check_shape(x, "B H W", "x")
-    p = _pad_mirror1(x.to(torch.float64))
+    p = _pad_mirror1(x.to(torch.float32))  # integer arithmetic, exact in float32
     h, w = x.shape[-2:]
-    out = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
+    out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
     for i in range(3):
         for j in range(3):
             if kernel[i][j]:
@@ -745,7 +813,9 @@ def spatter(
         sel = (~mud_).nonzero().flatten()
         lw = liquid.index_select(0, sel)
         l8 = torch.floor(lw * 255.0)
-        l8 = (l8 - 256.0 * torch.floor(l8 / 256.0)).to(torch.float32)  # np.uint8 wraps modulo 256 (quirk 11)
+        if bool(l8.max() >= 256):  # np.uint8 wraps modulo 256 (quirk 11)
+            l8 = l8 - 256.0 * torch.floor(l8 / 256.0)
+        l8 = l8.to(torch.float32)
         m = l8 * _water_map(l8)
         mx = m.amax(dim=(1, 2), keepdim=True)
         has = (mx > 0).to(m.dtype)  # no water: map 0 (the original divides 0 by 0)
@@ -767,7 +837,7 @@ def spatter(
         xm = xm.clamp(0.0, 1.0)
         out = out.index_copy(0, sel, xm) if len(sel) < b else xm
     if quantize:
-        return _floor8(out * 255.0, out).to(x.dtype)  # float32 product, as the original's ``* 255``
+        return _exact_uint8(out * 255.0, None, out).to(x.dtype)  # float32 arithmetic is the original's
     return out
 
 
@@ -846,8 +916,13 @@ def snow(
     one_minus = _view(1.0 - blend_, xs)  # (1 - c) in float64, then cast, as NumPy does with a Python float
     grey = rgb_to_grey(xs)
     scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)
-    if quantize:
-        out = (scene.to(torch.float64) + layer + layer.flip(-1, -2)).clamp(0.0, 1.0)
-        return _floor8(out * 255.0, out).to(x.dtype)
-    layer = layer.to(x.dtype)
-    return (scene + layer + layer.flip(-1, -2)).clamp(0.0, 1.0)
+    flakes = (layer + layer.flip(-1, -2)).to(xs.dtype)
+    if not quantize:
+        return (scene + flakes).clamp(0.0, 1.0)
+
+    def refine(idx: Tensor) -> Tensor:  # (float32 scene + float64 layer) + rotated layer, as the original
+        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
+        v = scene[bi, ch, yi, xi].to(torch.float64) + layer[bi, 0, yi, xi]
+        return (v + layer[bi, 0, h - 1 - yi, w - 1 - xi]).clamp(0.0, 1.0) * 255.0
+
+    return _exact_uint8((scene + flakes).mul_(255.0), refine, lambda: (scene + flakes).clamp(0.0, 1.0)).to(x.dtype)
