@@ -63,10 +63,10 @@ def torchvision_net(
         raise ValueError("pretrained=True would download weights; download them yourself and pass checkpoint_path=")
     if in_chans != 3:
         raise ValueError(f"torchvision models take 3 input channels, got in_chans={in_chans}")
+    if checkpoint_path is not None and not os.path.isfile(checkpoint_path):
+        raise FileNotFoundError(f"checkpoint_path {str(checkpoint_path)!r} does not exist")
     net = torchvision.models.get_model(model_name, weights=None, num_classes=num_classes, **kwargs)
     if checkpoint_path is not None:
-        if not os.path.isfile(checkpoint_path):
-            raise FileNotFoundError(f"checkpoint_path {str(checkpoint_path)!r} does not exist")
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
