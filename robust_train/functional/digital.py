@@ -266,6 +266,7 @@ def jpeg_surrogate(x: Tensor, quality: Tensor | float) -> Tensor:
     return (out / 255.0).clamp(0.0, 1.0)
 
 
+@torch.compiler.disable  # the codec is opaque host code: torch.compile runs it eagerly (graph break)
 def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
     """JPEG round trip on the CPU: Pillow encodes (the original's own encoder), torchvision decodes.
 
@@ -284,6 +285,7 @@ def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
     return torch.stack(decode_jpeg(data, mode=ImageReadMode.RGB))
 
 
+@torch.compiler.disable
 def _codec_cuda(u8: Tensor, quality: Tensor) -> Tensor:  # pragma: no cover - needs a GPU (nvJPEG)
     """JPEG round trip with nvJPEG, batched per distinct quality."""
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
@@ -599,7 +601,7 @@ def _bilinear(img: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
 def _affine_points(height: int, width: int) -> Tensor:
     """The original's source triangle as (3, 2) float32 ``(x, y)`` points (generalised to non-square images)."""
     cx, cy = float(width // 2), float(height // 2)
-    q = float(min(height, width) // 3)
+    q = float(max(min(height, width) // 3, 1))  # the original's triangle degenerates below 3 px; keep it valid
     pts = [[cx + q, cy + q], [cx + q, cy - q], [cx - q, cy - q]]
     return torch.tensor(pts, dtype=torch.float32)
 
