@@ -125,8 +125,7 @@ class SuiteEvalCallback(Callback):
             )
             return E.evaluate_released(fwd, released, self.suite, dev, rank, world, self.num_workers)
         ds = self._dataset(trainer, stage)
-        fn = E.evaluate_corruptions if self.kind == "c" else E.evaluate_sequences
-        return fn(fwd, ds, self.suite, dev, rank, world, num_workers=self.num_workers)
+        return E.evaluate_suite(fwd, ds, self.suite, dev, rank, world, num_workers=self.num_workers)
 
     def _run(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         start = time.perf_counter()

@@ -31,9 +31,8 @@ from .suite import EvalSuite
 __all__ = [
     "Forward",
     "SuiteRunner",
-    "evaluate_corruptions",
     "evaluate_released",
-    "evaluate_sequences",
+    "evaluate_suite",
     "make_metric",
     "shard",
     "to_unit",
@@ -154,68 +153,46 @@ def sequence_logits(forward: Forward, frames: Tensor, chunk: int) -> Tensor:
     return out.reshape(b, t, -1).float()
 
 
-def evaluate_corruptions(
+def evaluate_suite(
     forward: Forward,
     dataset: Dataset,
     suite: EvalSuite,
     device: torch.device | str = "cpu",
     rank: int = 0,
     world_size: int = 1,
-    metric: CorruptionErrors | None = None,
+    metric: CorruptionErrors | PerturbationStability | None = None,
     num_workers: int = 0,
     progress: Callable[[int], None] | None = None,
-) -> CorruptionErrors:
-    """Corrupted-evaluation pass of one process over its share of the suite's subset.
+) -> CorruptionErrors | PerturbationStability:
+    """One process's pass over its share of the suite's subset: corrupted images (kind c) or sequences (kind p).
 
     Args:
         forward: model on [0, 1] images.
         dataset: yields ``(x, y, index)``, ``x`` uint8 or float (C, H, W).
-        suite: kind-c suite.
+        suite: the suite.
         device: device of the model.
         rank: this process's rank.
         world_size: number of processes.
-        metric: metric to update (a fresh one on ``device`` when ``None``).
+        metric: metric to update (a fresh :func:`make_metric` on ``device`` when ``None``).
         num_workers: DataLoader workers.
         progress: called with the number of images done after each batch.
 
     Returns:
         The metric (call ``compute()``: under DDP it sums the states of every process).
     """
-    if suite.kind != "c":
-        raise ValueError(f"suite {suite.name!r} is a perturbation suite; use evaluate_sequences")
-    metric = metric if metric is not None else make_metric(suite).to(device)  # type: ignore[assignment]
+    metric = metric if metric is not None else make_metric(suite).to(device)
     runner = SuiteRunner(suite)
+    # kind p: images per generation step such that about batch_size frames are in flight
+    size = suite.batch_size if suite.kind == "c" else max(1, suite.batch_size // 31)
     mine = shard(suite.subset(len(dataset)), rank, world_size)  # type: ignore[arg-type]
-    for x, y, idx in _batches(dataset, mine, suite.batch_size, num_workers):
-        runner.update_corruptions(forward, to_unit(x, device), y, idx, metric)  # type: ignore[arg-type]
-        if progress is not None:
-            progress(len(y))
-    return metric  # type: ignore[return-value]
-
-
-def evaluate_sequences(
-    forward: Forward,
-    dataset: Dataset,
-    suite: EvalSuite,
-    device: torch.device | str = "cpu",
-    rank: int = 0,
-    world_size: int = 1,
-    metric: PerturbationStability | None = None,
-    num_workers: int = 0,
-    progress: Callable[[int], None] | None = None,
-) -> PerturbationStability:
-    """Perturbation-sequence pass of one process (same arguments as :func:`evaluate_corruptions`)."""
-    if suite.kind != "p":
-        raise ValueError(f"suite {suite.name!r} is a corruption suite; use evaluate_corruptions")
-    metric = metric if metric is not None else make_metric(suite).to(device)  # type: ignore[assignment]
-    runner = SuiteRunner(suite)
-    chunk = max(1, suite.batch_size // 31)  # images per generation step: ~batch_size frames in flight
-    mine = shard(suite.subset(len(dataset)), rank, world_size)  # type: ignore[arg-type]
-    for x, _, idx in _batches(dataset, mine, chunk, num_workers):
-        runner.update_sequences(forward, to_unit(x, device), idx, metric)  # type: ignore[arg-type]
+    for x, y, idx in _batches(dataset, mine, size, num_workers):
+        if suite.kind == "c":
+            runner.update_corruptions(forward, to_unit(x, device), y, idx, metric)  # type: ignore[arg-type]
+        else:
+            runner.update_sequences(forward, to_unit(x, device), idx, metric)  # type: ignore[arg-type]
         if progress is not None:
             progress(len(idx))
-    return metric  # type: ignore[return-value]
+    return metric
 
 
 @torch.no_grad()

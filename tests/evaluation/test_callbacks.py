@@ -44,7 +44,7 @@ def test_callback_logs_validation_numbers_and_writes_reports(tmp_path):
     ):
         assert key in m, key
     # the logged numbers are the engine's numbers on the same fixed subset
-    ref = E.evaluate_corruptions(toy_forward(ToyNet()), ToySet(), EvalSuite(**C_SUITE)).compute()
+    ref = E.evaluate_suite(toy_forward(ToyNet()), ToySet(), EvalSuite(**C_SUITE)).compute()
     assert float(m["val/c/fog/s5/err"]) == pytest.approx(ref["error"][1, 1].item())
     assert float(m["val/mce"]) == pytest.approx(ref["mce"].item())
     out = tmp_path / "out"
@@ -113,7 +113,7 @@ def test_released_root_at_test_time(tmp_path):
     )
     trainer = _trainer(tmp_path, [cb])
     trainer.test(ToyModule(), datamodule=ToyData())
-    on_the_fly = E.evaluate_corruptions(toy_forward(ToyNet()), ToySet(), suite).compute()
+    on_the_fly = E.evaluate_suite(toy_forward(ToyNet()), ToySet(), suite).compute()
     assert float(trainer.callback_metrics["test/c/contrast/s4/err"]) == pytest.approx(on_the_fly["error"][0, 3].item())
     doc = json.loads((tmp_path / "r" / "test.json").read_text())
     assert doc["data"] == str(tmp_path / "cifar_c")

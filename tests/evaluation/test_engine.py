@@ -28,7 +28,7 @@ def _suite(**kw) -> EvalSuite:
 def test_engine_equals_manual_loop():
     ds, suite = ToySet(), _suite(batch_size=7)
     fwd = toy_forward(ToyNet())
-    metric = E.evaluate_corruptions(fwd, ds, suite)
+    metric = E.evaluate_suite(fwd, ds, suite)
     r = metric.compute()
     pos = suite.subset(len(ds))
     x = ds.x[pos].float() / 255
@@ -45,9 +45,9 @@ def test_engine_equals_manual_loop():
 
 def test_engine_invariant_to_batch_size_and_process_count():
     ds, fwd = ToySet(), toy_forward(ToyNet())
-    ref = E.evaluate_corruptions(fwd, ds, _suite(batch_size=12)).compute()
-    assert torch.equal(E.evaluate_corruptions(fwd, ds, _suite(batch_size=5)).compute()["error"], ref["error"])
-    ranks = [E.evaluate_corruptions(fwd, ds, _suite(batch_size=4), rank=r, world_size=3) for r in range(3)]
+    ref = E.evaluate_suite(fwd, ds, _suite(batch_size=12)).compute()
+    assert torch.equal(E.evaluate_suite(fwd, ds, _suite(batch_size=5)).compute()["error"], ref["error"])
+    ranks = [E.evaluate_suite(fwd, ds, _suite(batch_size=4), rank=r, world_size=3) for r in range(3)]
     ranks[0].merge_state(ranks[1])
     ranks[0].merge_state(ranks[2])
     merged = ranks[0].compute()
@@ -64,7 +64,7 @@ def test_released_files_give_the_same_numbers_as_on_the_fly(tmp_path):
     export_dataset(ds, tmp_path, suite, layout="cifar_c", progress=False)
     released = ReleasedData(tmp_path, suite.names, suite.severities)
     a = E.evaluate_released(fwd, released, suite).compute()
-    b = E.evaluate_corruptions(fwd, ds, suite).compute()
+    b = E.evaluate_suite(fwd, ds, suite).compute()
     assert torch.equal(a["error"], b["error"])
     assert a["mce"].item() == pytest.approx(b["mce"].item())
 
@@ -72,7 +72,7 @@ def test_released_files_give_the_same_numbers_as_on_the_fly(tmp_path):
 def test_sequence_engine_equals_manual_and_shards():
     ds, fwd = ToySet(), toy_forward(ToyNet())
     suite = EvalSuite(name="p", kind="p", corruptions=["rotate", "gaussian_noise"], num_images=5, seed=2, batch_size=40)
-    r = E.evaluate_sequences(fwd, ds, suite).compute()
+    r = E.evaluate_suite(fwd, ds, suite).compute()
     pos = suite.subset(len(ds))
     x = ds.x[pos].float() / 255
     idx = torch.tensor([1000 + p for p in pos])
@@ -82,7 +82,7 @@ def test_sequence_engine_equals_manual_and_shards():
         logits = fwd(frames.flatten(0, 1)).view(5, frames.shape[1], -1)
         assert r["fp"][i].item() == pytest.approx(MF.flip_probability(logits, "noise" in name).item())
         assert r["t5d"][i].item() == pytest.approx(MF.top5_distance(logits, "noise" in name).item())
-    parts = [E.evaluate_sequences(fwd, ds, suite, rank=k, world_size=2) for k in range(2)]
+    parts = [E.evaluate_suite(fwd, ds, suite, rank=k, world_size=2) for k in range(2)]
     parts[0].merge_state(parts[1])
     assert torch.equal(parts[0].compute()["fp"], r["fp"])
 
@@ -91,7 +91,7 @@ def test_sequence_engine_equals_manual_and_shards():
 def test_reports_and_baseline_round_trip(tmp_path, capsys):
     ds, fwd = ToySet(), toy_forward(ToyNet())
     suite = _suite()
-    metric = E.evaluate_corruptions(fwd, ds, suite)
+    metric = E.evaluate_suite(fwd, ds, suite)
     result = metric.compute()
     paths = write_reports(tmp_path, suite, metric, result, extra={"model": "toy"})
     doc = json.loads(paths["json"].read_text())
@@ -113,7 +113,7 @@ def test_reports_and_baseline_round_trip(tmp_path, capsys):
 def test_perturbation_baseline_from_a_run(tmp_path):
     ds, fwd = ToySet(), toy_forward(ToyNet())
     suite = EvalSuite(name="p", kind="p", corruptions=["translate", "gaussian_noise"], num_images=4, batch_size=64)
-    metric = E.evaluate_sequences(fwd, ds, suite)
+    metric = E.evaluate_suite(fwd, ds, suite)
     result = metric.compute()
     to_baseline("alexnet_p", metric, result, {}).save(tmp_path / "p.json")
     m2 = PerturbationStability(["translate", "gaussian_noise"], baseline=tmp_path / "p.json")
