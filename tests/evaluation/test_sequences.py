@@ -166,8 +166,8 @@ def test_tilt_matches_opencv_warp_perspective():
         )
         got = (ours[0, t] * 255).permute(1, 2, 0).numpy()
         diff = np.abs(got - ref.astype(np.float64))
-        # OpenCV interpolates with 1/32-pixel fixed-point coordinates and rounds: small differences only
-        assert np.percentile(diff, 99) <= 3.0 and diff.mean() < 0.6, (t, diff.max(), diff.mean())
+        # OpenCV interpolates with 1/32-pixel fixed-point weights and rounds to uint8; ours is float: max 0.5 DN seen
+        assert diff.max() <= 1.0 and diff.mean() < 0.35, (t, diff.max(), diff.mean())
 
 
 def test_tilt_neutral_frame_is_a_slight_zoom_out():
