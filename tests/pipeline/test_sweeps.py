@@ -41,13 +41,14 @@ def _job_dirs(root: Path) -> list[Path]:
 
 def test_cli_multirun_over_experiments(tmp_path: Path) -> None:
     """The two default experiments, as one `-m` multirun through `python -m robust_train.cli.train`."""
-    run_cli(
+    proc = run_cli(
         "robust_train.cli.train", ["-m", "experiment=fmnist_default,synthetic_smoke", "data=synthetic", *FAST], tmp_path
     )
     jobs = _job_dirs(tmp_path)
     assert len(jobs) == 2
-    for job in jobs:
-        assert "robust-train summary" in (job / "train.log").read_text() or (job / ".hydra" / "config.yaml").is_file()
+    overrides = sorted((job / ".hydra" / "overrides.yaml").read_text() for job in jobs)
+    assert "experiment=fmnist_default" in overrides[0] and "experiment=synthetic_smoke" in overrides[1]
+    assert proc.stdout.count("robust-train summary") == 2  # each job trained, tested and printed its summary
 
 
 @pytest.mark.slow
