@@ -73,6 +73,7 @@ class Brightness(WeatherCorruption):
     )
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Brighten every sample (deterministic in ``(x, params)``)."""
         a = self.args(params, self.resolve_preset(x))
         return F.brightness(x, a["value"], quantize=self.exact_output)
 
@@ -112,9 +113,11 @@ class Fog(WeatherCorruption):
     )
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Fog every sample; the plasma field comes from ``params["seed"]``."""
         a = self.args(params, self.resolve_preset(x))
-        return F.fog(x, a["strength"], a["wibbledecay"], params["seed"], stream=self.stream("plasma"),
-                     quantize=self.exact_output)
+        return F.fog(
+            x, a["strength"], a["wibbledecay"], params["seed"], stream=self.stream("plasma"), quantize=self.exact_output
+        )
 
 
 @CORRUPTIONS.register(family="weather")
@@ -164,11 +167,13 @@ class Frost(WeatherCorruption):
         self.include_frost6 = bool(include_frost6)
 
     def draw(self, seeds: Tensor, severity: Tensor) -> dict[str, Tensor]:
+        """Texture index (B,) int64 and crop uniforms (B, 2) float64 (offsets depend on the image size)."""
         u = draw_uniform(seeds, 3, self.stream("crop"))
         n = 6 if self.include_frost6 else 5
         return {"texture": torch.floor(u[:, 0] * n).to(torch.int64), "crop_u": u[:, 1:]}
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Blend every sample with its texture crop."""
         preset = self.resolve_preset(x)
         a = self.args(params, preset)
         scale = F.FROST_SCALE[preset]
@@ -176,11 +181,10 @@ class Frost(WeatherCorruption):
         idx = params["texture"].cpu()
         cu = params["crop_u"].cpu()
         top, left = F.frost_offsets(idx, cu[:, 0], cu[:, 1], scale, h, w)
-        return F.frost(
-            x, a["image_weight"], a["frost_weight"], idx, top, left, scale=scale, quantize=self.exact_output
-        )
+        return F.frost(x, a["image_weight"], a["frost_weight"], idx, top, left, scale=scale, quantize=self.exact_output)
 
     def extra_repr(self) -> str:
+        """Settings shown in ``repr``."""
         return super().extra_repr() + f", include_frost6={self.include_frost6}"
 
 
@@ -201,15 +205,15 @@ class Spatter(WeatherCorruption):
     Severity table (loc, scale, sigma, threshold, p4, mud); ``p4`` is the water intensity, or the mask-blur sigma
     for mud:
 
-    ===  ===================================  =====================================  =====================================
-    s    imagenet                             tinyimagenet                           cifar
-    ===  ===================================  =====================================  =====================================
-    1    (0.65, 0.3, 4, 0.69, 0.6, 0)         (0.62, 0.1, 0.7, 0.7, 0.6, 0)          (0.62, 0.1, 0.7, 0.7, 0.5, 0)
-    2    (0.65, 0.3, 3, 0.68, 0.6, 0)         (0.65, 0.1, 0.8, 0.7, 0.6, 0)          (0.65, 0.1, 0.8, 0.7, 0.5, 0)
-    3    (0.65, 0.3, 2, 0.68, 0.5, 0)         (0.65, 0.3, 1, 0.69, 0.6, 0)           (0.65, 0.3, 1, 0.69, 0.5, 0)
-    4    (0.65, 0.3, 1, 0.65, 1.5, 1)         (0.65, 0.1, 0.7, 0.68, 0.6, 1)         (0.65, 0.1, 0.7, 0.69, 0.6, 1)
-    5    (0.67, 0.4, 1, 0.65, 1.5, 1)         (0.65, 0.1, 0.5, 0.67, 0.6, 1)         (0.65, 0.1, 0.5, 0.68, 0.6, 1)
-    ===  ===================================  =====================================  =====================================
+    ===  ==============================  ==============================  ==============================
+    s    imagenet                        tinyimagenet                    cifar
+    ===  ==============================  ==============================  ==============================
+    1    (0.65, 0.3, 4, 0.69, 0.6, 0)    (0.62, 0.1, 0.7, 0.7, 0.6, 0)   (0.62, 0.1, 0.7, 0.7, 0.5, 0)
+    2    (0.65, 0.3, 3, 0.68, 0.6, 0)    (0.65, 0.1, 0.8, 0.7, 0.6, 0)   (0.65, 0.1, 0.8, 0.7, 0.5, 0)
+    3    (0.65, 0.3, 2, 0.68, 0.5, 0)    (0.65, 0.3, 1, 0.69, 0.6, 0)    (0.65, 0.3, 1, 0.69, 0.5, 0)
+    4    (0.65, 0.3, 1, 0.65, 1.5, 1)    (0.65, 0.1, 0.7, 0.68, 0.6, 1)  (0.65, 0.1, 0.7, 0.69, 0.6, 1)
+    5    (0.67, 0.4, 1, 0.65, 1.5, 1)    (0.65, 0.1, 0.5, 0.67, 0.6, 1)  (0.65, 0.1, 0.5, 0.68, 0.6, 1)
+    ===  ==============================  ==============================  ==============================
 
     Example:
         >>> Spatter(severity=2)(torch.rand(2, 3, 32, 32)).shape
@@ -244,6 +248,7 @@ class Spatter(WeatherCorruption):
     )
 
     def args(self, params: Params, preset: str) -> dict[str, Tensor]:
+        """Table arguments; fractional severities between 3 and 4 snap to the nearer level (branch switch)."""
         sev = params["severity"].to(torch.float64)
         table = self.table.values(preset).to(sev.device)  # type: ignore[union-attr]
         lo = (sev.clamp(1, 5).floor() - 1).long().clamp(0, 4)
@@ -253,10 +258,19 @@ class Spatter(WeatherCorruption):
         return self.table.lookup(snapped, preset)  # type: ignore[union-attr]
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Spatter every sample; the liquid layer comes from ``params["seed"]``."""
         a = self.args(params, self.resolve_preset(x))
         return F.spatter(
-            x, a["loc"], a["scale"], a["sigma"], a["threshold"], a["intensity"], a["mud"] > 0.5,
-            params["seed"], stream=self.stream("liquid"), quantize=self.exact_output,
+            x,
+            a["loc"],
+            a["scale"],
+            a["sigma"],
+            a["threshold"],
+            a["intensity"],
+            a["mud"] > 0.5,
+            params["seed"],
+            stream=self.stream("liquid"),
+            quantize=self.exact_output,
         )
 
 
@@ -272,15 +286,15 @@ class Snow(WeatherCorruption):
 
     Severity table (loc, scale, zoom, threshold, mb_radius, mb_sigma, blend):
 
-    ===  ==================================  =====================================  =====================================
-    s    imagenet                            tinyimagenet                           cifar
-    ===  ==================================  =====================================  =====================================
-    1    (0.1, 0.3, 3, 0.5, 10, 4, 0.8)      (0.1, 0.2, 1, 0.6, 8, 3, 0.8)          (0.1, 0.2, 1, 0.6, 8, 3, 0.95)
-    2    (0.2, 0.3, 2, 0.5, 12, 4, 0.7)      (0.1, 0.2, 1, 0.5, 10, 4, 0.8)         (0.1, 0.2, 1, 0.5, 10, 4, 0.9)
-    3    (0.55, 0.3, 4, 0.9, 12, 8, 0.7)     (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7)    (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9)
-    4    (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65) (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65)    (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85)
-    5    (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55)(0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)    (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)
-    ===  ==================================  =====================================  =====================================
+    ===  ===================================  ===================================  ===================================
+    s    imagenet                             tinyimagenet                         cifar
+    ===  ===================================  ===================================  ===================================
+    1    (0.1, 0.3, 3, 0.5, 10, 4, 0.8)       (0.1, 0.2, 1, 0.6, 8, 3, 0.8)        (0.1, 0.2, 1, 0.6, 8, 3, 0.95)
+    2    (0.2, 0.3, 2, 0.5, 12, 4, 0.7)       (0.1, 0.2, 1, 0.5, 10, 4, 0.8)       (0.1, 0.2, 1, 0.5, 10, 4, 0.9)
+    3    (0.55, 0.3, 4, 0.9, 12, 8, 0.7)      (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7)  (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9)
+    4    (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65)  (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65)  (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85)
+    5    (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55) (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6)  (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)
+    ===  ===================================  ===================================  ===================================
 
     Example:
         >>> Snow(severity=3)(torch.rand(2, 3, 32, 32)).shape
@@ -315,12 +329,24 @@ class Snow(WeatherCorruption):
     )
 
     def draw(self, seeds: Tensor, severity: Tensor) -> dict[str, Tensor]:
+        """Motion-blur angle per sample, U(-135, -45) degrees, float64 (B,)."""
         u = draw_uniform(seeds, 1, self.stream("angle"))[:, 0]
         return {"angle": -135.0 + 90.0 * u}
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
+        """Snow on every sample; the flake layer comes from ``params["seed"]``."""
         a = self.args(params, self.resolve_preset(x))
         return F.snow(
-            x, a["loc"], a["scale"], a["zoom"], a["threshold"], a["radius"], a["sigma"], a["blend"],
-            params["angle"], params["seed"], stream=self.stream("layer"), quantize=self.exact_output,
+            x,
+            a["loc"],
+            a["scale"],
+            a["zoom"],
+            a["threshold"],
+            a["radius"],
+            a["sigma"],
+            a["blend"],
+            params["angle"],
+            params["seed"],
+            stream=self.stream("layer"),
+            quantize=self.exact_output,
         )

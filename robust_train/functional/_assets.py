@@ -75,7 +75,7 @@ def frost_dir() -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_frost(index: int) -> Tensor:
     """Decode one frost photograph as ``cv2.imread`` would, in RGB order.
 
@@ -98,8 +98,10 @@ def load_frost(index: int) -> Tensor:
         data = fh.read()
     digest = hashlib.md5(data).hexdigest()
     if digest != FROST_MD5[index]:
-        raise RuntimeError(f"{path} is not the original ImageNet-C frost texture (md5 {digest}, expected "
-                           f"{FROST_MD5[index]}); reinstall imagecorruptions")
+        raise RuntimeError(
+            f"{path} is not the original ImageNet-C frost texture (md5 {digest}, expected "
+            f"{FROST_MD5[index]}); reinstall imagecorruptions"
+        )
     with Image.open(io.BytesIO(data)) as im:
         rgb = im.convert("RGB")  # RGBA -> RGB drops alpha without compositing, as cv2.imread does
         t = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)

@@ -89,8 +89,14 @@ def _view(t: Tensor, x: Tensor) -> Tensor:
 
 
 def _field(
-    seed: Tensor | None, given: Tensor | None, shape: tuple[int, int], batch: int, stream: int, kind: str,
-    device: torch.device, name: str,
+    seed: Tensor | None,
+    given: Tensor | None,
+    shape: tuple[int, int],
+    batch: int,
+    stream: int,
+    kind: str,
+    device: torch.device,
+    name: str,
 ) -> Tensor:
     """The (B, H, W) float64 noise field: ``given`` when passed, else derived from ``seed``."""
     if (seed is None) == (given is None):
@@ -108,8 +114,11 @@ def _field(
 
 
 def _snap8(x: Tensor) -> Tensor:
-    """Float64 copy of ``x`` in [0, 255] units where 8-bit-valued entries (``k / 255`` up to float32 rounding) are
-    exactly ``k``, as the original's uint8 image; other values are kept (``255 x``). No gradient."""
+    """Float64 copy of ``x`` in [0, 255] units, 8-bit values snapped to integers.
+
+    Entries that are ``k / 255`` up to float32 rounding become exactly ``k``, as in the original's uint8 image; other
+    values are kept (``255 x``). No gradient.
+    """
     x255 = x.detach().to(torch.float64) * 255.0
     k = torch.round(x255)
     near = ((x255 - k).abs() < 1e-3).to(torch.float64)
@@ -439,9 +448,9 @@ def frost(
     """Frost (spec 2.11): blend with a crop of one of the original frost photographs.
 
     ``out = clip(a * x + b * frost, 0, 1)``, computed like the original in [0, 255] units
-    (``clip(a * 255 x + b * frost8, 0, 255) / 255``), where ``frost`` is the ``H x W`` crop at ``(top, left)`` of texture
-    ``index`` (``frost1.png`` = 0 ... ``frost6.jpg`` = 5, decoded like ``cv2.imread``, alpha dropped, RGB), resized
-    first by ``scale`` with OpenCV's bilinear semantics (0.3 Tiny-ImageNet, 0.2 CIFAR, 1 ImageNet = no resize).
+    (``clip(a * 255 x + b * frost8, 0, 255) / 255``), where ``frost`` is the ``H x W`` crop at ``(top, left)`` of
+    texture ``index`` (``frost1.png`` = 0 ... ``frost6.jpg`` = 5, decoded like ``cv2.imread``, alpha dropped, RGB),
+    resized first by ``scale`` with OpenCV's bilinear semantics (0.3 Tiny-ImageNet, 0.2 CIFAR, 1 ImageNet = none).
     Generalisation: when a texture is not strictly larger than the image on both axes, it is upscaled with the same
     bilinear rule (aspect kept) until it exceeds the image by at least one pixel; native sizes never need this.
     One batched gather, no loop over images. Exact gradient (linear in ``x``). ``quantize`` returns the original's
@@ -509,6 +518,7 @@ def frost(
 
 
 # ----------------------------------------------------------------------------------------------- OpenCV blocks
+@torch.compiler.disable  # data-dependent hysteresis loop; Inductor (torch 2.13, CPU) also miscompiles its int masks
 def canny(img: Tensor, low: float, high: float) -> Tensor:
     """``cv2.Canny(img, low, high)`` (aperture 3, L1 gradient norm) on a batch of 8-bit single-channel images.
 
@@ -616,8 +626,14 @@ def chamfer_distance(edges: Tensor, truncate: float = 20.0) -> Tensor:
     t = (~edges.to(torch.bool)).to(torch.float32) * _BIG
     a, d, k = _CHAMFER
     for (dy, dx), wgt in (
-        ((0, 1), a), ((1, 0), a), ((1, 1), d), ((1, -1), d),
-        ((1, 2), k), ((1, -2), k), ((2, 1), k), ((2, -1), k),
+        ((0, 1), a),
+        ((1, 0), a),
+        ((1, 1), d),
+        ((1, -1), d),
+        ((1, 2), k),
+        ((1, -2), k),
+        ((2, 1), k),
+        ((2, -1), k),
     ):
         need = int(truncate / wgt) + 1  # longest useful run of this move
         step = 1

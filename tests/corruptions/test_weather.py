@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from robust_train.corruptions.weather import Brightness, Fog, Frost, Snow, Spatter
+from robust_train.functional import _assets as A
 from robust_train.functional import color as C
 from robust_train.functional import weather as W
-from robust_train.functional import _assets as A
 from robust_train.functional._rng import combine_seeds, field_normal, field_uniform
 
-from .._helpers import PHOTOS, RunIf, gradcheck, photo_at, to_tensor, to_uint8
+from .._helpers import PHOTOS, RunIf, photo_at, to_tensor, to_uint8
 from .._reference import imagenet_c
 from .common import CommonCorruptionTests, natural_batch
 
@@ -241,11 +241,16 @@ def test_fog_map_size_and_nonsquare() -> None:
 
 def _plasma_stats(maps: np.ndarray, crop: int) -> np.ndarray:
     m = maps[:, :crop, :crop]
-    return np.stack([
-        m.mean((1, 2)), m.std((1, 2)),
-        np.abs(np.diff(m, axis=1)).mean((1, 2)), np.abs(np.diff(m, axis=2)).mean((1, 2)),
-        np.percentile(m.reshape(len(m), -1), 90, axis=1),
-    ], 1)
+    return np.stack(
+        [
+            m.mean((1, 2)),
+            m.std((1, 2)),
+            np.abs(np.diff(m, axis=1)).mean((1, 2)),
+            np.abs(np.diff(m, axis=2)).mean((1, 2)),
+            np.percentile(m.reshape(len(m), -1), 90, axis=1),
+        ],
+        1,
+    )
 
 
 def _check_plasma_stats(side: int, crop: int, decay: float, n: int) -> None:
@@ -273,11 +278,13 @@ def test_plasma_statistics_vs_original_256(decay: float) -> None:
 
 def _change_stats(out: np.ndarray, img: np.ndarray) -> np.ndarray:
     d = out.astype(np.float64) - img.astype(np.float64)
-    return np.array([out.mean(), d.std(), np.abs(d).mean()])
+    return np.array([out.mean(), d.std(), np.abs(d).mean(), (d != 0).mean()])
 
 
-def _compare_with_original(name: str, cls, severity: int, n: int, size: int = 224, tol: float = 0.03) -> None:
-    """Mean output, spread of the change and mean absolute change, averaged over the photos and n seeds each."""
+def _compare_with_original(name: str, cls, severity: int, n: int, size: int = 224) -> None:
+    """Mean output, spread of the change, mean absolute change and fraction of changed pixels, averaged over the
+    photos and ``n`` seeds each, agree within 3 % -- or within 3 standard errors where the per-image variance is
+    larger than that (e.g. spatter severity 1: a handful of drops per image)."""
     ref = imagenet_c()
     ours, theirs = [], []
     op = cls(severity=severity, preset="imagenet")
@@ -289,9 +296,11 @@ def _compare_with_original(name: str, cls, severity: int, n: int, size: int = 22
         out = op(to_tensor(img).repeat(n, 1, 1, 1), op.params_for_indices(torch.arange(n) + 1000 * k, seed=5))
         for i in range(n):
             ours.append(_change_stats(to_uint8(out[i : i + 1]), img))
-    ours_m, theirs_m = np.mean(ours, 0), np.mean(theirs, 0)
+    ours_a, theirs_a = np.array(ours), np.array(theirs)
+    ours_m, theirs_m = ours_a.mean(0), theirs_a.mean(0)
     rel = np.abs(ours_m - theirs_m) / np.abs(theirs_m)
-    assert (rel < tol).all(), (name, severity, ours_m, theirs_m, rel)
+    se = np.sqrt(ours_a.var(0) / len(ours_a) + theirs_a.var(0) / len(theirs_a)) / np.abs(theirs_m)
+    assert (rel < np.maximum(0.03, 3 * se)).all(), (name, severity, ours_m, theirs_m, rel, se)
 
 
 @pytest.mark.slow
@@ -312,8 +321,9 @@ class TestFrost(CommonCorruptionTests):
         preset = op.resolve_preset(x)
         a = op.args(params, preset)
         scale = W.FROST_SCALE[preset]
-        top, left = W.frost_offsets(params["texture"], params["crop_u"][:, 0], params["crop_u"][:, 1], scale,
-                                    x.shape[-2], x.shape[-1])
+        top, left = W.frost_offsets(
+            params["texture"], params["crop_u"][:, 0], params["crop_u"][:, 1], scale, x.shape[-2], x.shape[-1]
+        )
         return W.frost(x, a["image_weight"], a["frost_weight"], params["texture"], top, left, scale=scale)
 
 
@@ -332,8 +342,11 @@ def test_frost_resize_bit_exact_vs_cv2(factor: float) -> None:
         out = A.cv_resize_linear_uint8(A.load_frost(i), factor).permute(1, 2, 0).numpy()
         np.testing.assert_array_equal(out, expected)
     sizes = A.frost_sizes(factor)
-    assert sizes[:5] == ([(180, 270), (94, 168), (94, 168), (105, 158), (148, 198)] if factor == 0.3
-                         else [(120, 180), (63, 112), (63, 112), (70, 105), (99, 132)])
+    assert sizes[:5] == (
+        [(180, 270), (94, 168), (94, 168), (105, 158), (148, 198)]
+        if factor == 0.3
+        else [(120, 180), (63, 112), (63, 112), (70, 105), (99, 132)]
+    )
 
 
 def _check_frost_224(photos: tuple[str, ...]) -> None:
@@ -352,8 +365,9 @@ def _check_frost_224(photos: tuple[str, ...]) -> None:
             top = np.random.randint(0, tex.shape[0] - 224)
             left = np.random.randint(0, tex.shape[1] - 224)
             a, b = Frost.table.values("imagenet")[severity - 1].tolist()
-            out = W.frost(to_tensor(img), a, b, torch.tensor([idx]), torch.tensor([top]), torch.tensor([left]),
-                          quantize=True)
+            out = W.frost(
+                to_tensor(img), a, b, torch.tensor([idx]), torch.tensor([top]), torch.tensor([left]), quantize=True
+            )
             assert _exact_fraction(to_uint8(out), expected) == 1.0, (photo, severity)
 
 
@@ -380,8 +394,16 @@ def test_frost_bit_exact_vs_transcription(preset: str) -> None:
             a, b = Frost.table.values(preset)[severity - 1].tolist()
             crop = tex[top : top + size, left : left + size, ::-1]
             expected = np.uint8(np.clip(a * img + b * crop, 0, 255))
-            out = W.frost(to_tensor(img), a, b, torch.tensor([idx]), torch.tensor([top]), torch.tensor([left]),
-                          scale=factor, quantize=True)
+            out = W.frost(
+                to_tensor(img),
+                a,
+                b,
+                torch.tensor([idx]),
+                torch.tensor([top]),
+                torch.tensor([left]),
+                scale=factor,
+                quantize=True,
+            )
             assert _exact_fraction(to_uint8(out), expected) == 1.0, (photo, severity)
 
 
@@ -432,8 +454,9 @@ def test_frost_bad_offsets_and_index() -> None:
 
 def test_frost_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "imagecorruptions" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "imagecorruptions" else real(name, *a)
+    )
     with pytest.raises(RuntimeError, match="pip install imagecorruptions"):
         A.frost_dir()
 
@@ -446,8 +469,17 @@ class TestSpatter(CommonCorruptionTests):
 
     def call_functional(self, op, x, params):
         a = op.args(params, op.resolve_preset(x))
-        return W.spatter(x, a["loc"], a["scale"], a["sigma"], a["threshold"], a["intensity"], a["mud"] > 0.5,
-                         params["seed"], stream=op.stream("liquid"))
+        return W.spatter(
+            x,
+            a["loc"],
+            a["scale"],
+            a["sigma"],
+            a["threshold"],
+            a["intensity"],
+            a["mud"] > 0.5,
+            params["seed"],
+            stream=op.stream("liquid"),
+        )
 
 
 def _liquid8(seed: int, size: int, loc: float, scale: float, sigma: float, threshold: float) -> np.ndarray:
@@ -488,8 +520,9 @@ def test_chamfer_distance_vs_opencv() -> None:
         out = W.chamfer_distance(torch.from_numpy(edges > 0)[None])[0].numpy()
         worst = max(worst, float(np.abs(out - expected).max()))
         # after the 3x3 mean and the uint8 cast (all the pipeline uses) the maps are identical
-        np.testing.assert_array_equal(cv2.blur(out, (3, 3)).astype(np.uint8),
-                                      cv2.blur(expected, (3, 3)).astype(np.uint8))
+        np.testing.assert_array_equal(
+            cv2.blur(out, (3, 3)).astype(np.uint8), cv2.blur(expected, (3, 3)).astype(np.uint8)
+        )
     assert worst < 5e-6
     empty = W.chamfer_distance(torch.zeros(1, 6, 7, dtype=torch.bool))
     assert (empty == 20).all()
@@ -507,8 +540,9 @@ def test_opencv_blocks_bit_exact() -> None:
         np.testing.assert_array_equal(W.equalize_hist(torch.from_numpy(u8)[None])[0].numpy(), eq)
         emb = cv2.filter2D(eq, cv2.CV_8U, np.array(kernel))
         np.testing.assert_array_equal(W.filter3x3_u8(torch.from_numpy(eq)[None], kernel)[0].numpy(), emb)
-        np.testing.assert_array_equal(W.box_blur3(torch.from_numpy(emb)[None], integer=True)[0].numpy(),
-                                      cv2.blur(emb, (3, 3)))
+        np.testing.assert_array_equal(
+            W.box_blur3(torch.from_numpy(emb)[None], integer=True)[0].numpy(), cv2.blur(emb, (3, 3))
+        )
     const = np.full((5, 6), 7, np.uint8)
     np.testing.assert_array_equal(W.equalize_hist(torch.from_numpy(const)[None])[0].numpy(), cv2.equalizeHist(const))
 
@@ -595,7 +629,7 @@ def test_spatter_branch_switch_for_fractional_severity() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
 def test_spatter_statistics_vs_original_224(severity: int) -> None:
-    _compare_with_original("spatter", Spatter, severity, 25)
+    _compare_with_original("spatter", Spatter, severity, 40)
 
 
 # ================================================================================================ snow
@@ -605,8 +639,19 @@ class TestSnow(CommonCorruptionTests):
 
     def call_functional(self, op, x, params):
         a = op.args(params, op.resolve_preset(x))
-        return W.snow(x, a["loc"], a["scale"], a["zoom"], a["threshold"], a["radius"], a["sigma"], a["blend"],
-                      params["angle"], params["seed"], stream=op.stream("layer"))
+        return W.snow(
+            x,
+            a["loc"],
+            a["scale"],
+            a["zoom"],
+            a["threshold"],
+            a["radius"],
+            a["sigma"],
+            a["blend"],
+            params["angle"],
+            params["seed"],
+            stream=op.stream("layer"),
+        )
 
 
 def _np_snow(img: np.ndarray, row: list[float], z: np.ndarray, angle: float) -> np.ndarray:
@@ -671,7 +716,7 @@ def test_snow_nonsquare() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
 def test_snow_statistics_vs_original_224(severity: int) -> None:
-    _compare_with_original("snow", Snow, severity, 25)
+    _compare_with_original("snow", Snow, severity, 40)
 
 
 # ================================================================================================ all
