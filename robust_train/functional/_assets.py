@@ -52,7 +52,7 @@ FROST_MD5: tuple[str, ...] = (
 _INSTALL_HINT = (
     "The frost corruption reads the original ImageNet-C frost photographs from the files installed by the "
     "'imagecorruptions' package. Install it with `pip install imagecorruptions` (its dependencies are not needed: "
-    "`pip install --no-deps imagecorruptions` is enough), or `pip install robust-train[frost]`."
+    "`pip install --no-deps imagecorruptions` is enough)."
 )
 
 _LOCK = threading.Lock()
