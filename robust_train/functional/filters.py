@@ -17,7 +17,16 @@ from torch import Tensor
 
 from ._checks import check_shape
 
-__all__ = ["MODES", "boundary_index", "gaussian_kernel1d", "gaussian_filter2d", "pad2d", "pad_axis", "separable_filter2d"]
+__all__ = [
+    "MODES",
+    "TAP_LOOP_MAX",
+    "boundary_index",
+    "gaussian_filter2d",
+    "gaussian_kernel1d",
+    "pad2d",
+    "pad_axis",
+    "separable_filter2d",
+]
 
 MODES = ("nearest", "reflect", "mirror", "wrap", "constant")
 
@@ -128,12 +137,37 @@ def pad2d(x: Tensor, pad: int, mode: str) -> Tensor:
     return pad_axis(pad_axis(x, 2, pad, pad, mode), 3, pad, pad, mode)
 
 
+#: Kernels up to this many taps are applied as one fused multiply-add per tap over shifted views (much faster on the
+#: CPU than a grouped convolution, and the same arithmetic on every device); longer ones use a grouped convolution.
+TAP_LOOP_MAX = 65
+
+
+def _tap_sum(xp: Tensor, weights: list[float], dim: int, n: int) -> Tensor:
+    """``sum_i weights[i] * xp.narrow(dim, i, n)``, accumulated in tap order, skipping zero taps."""
+    taps = [(i, wt) for i, wt in enumerate(weights) if wt != 0.0]
+    i0, w0 = taps[0]
+    acc = xp.narrow(dim, i0, n) * w0
+    for i, wt in taps[1:]:
+        acc.add_(xp.narrow(dim, i, n), alpha=wt)
+    return acc
+
+
 def _filter_axis(x: Tensor, kernel: Tensor, dim: int, mode: str) -> Tensor:
     """Correlate every (B, C) plane of ``x`` along ``dim`` (2 = H, 3 = W) with its sample's 1-D kernel."""
     b, c, h, w = x.shape
     k = kernel.shape[1]
     r = (k - 1) // 2
+    n = x.shape[dim]
     xp = pad_axis(x, dim, r, r, mode)
+    if k <= TAP_LOOP_MAX:
+        rows, inverse = torch.unique(kernel.detach().to("cpu", torch.float64), dim=0, return_inverse=True)
+        if rows.shape[0] == 1:
+            return _tap_sum(xp, rows[0].tolist(), dim, n)
+        out = torch.empty_like(x)
+        for g in range(rows.shape[0]):
+            sel = (inverse == g).nonzero().flatten().to(x.device)
+            out.index_copy_(0, sel, _tap_sum(xp.index_select(0, sel), rows[g].tolist(), dim, n))
+        return out
     weight = kernel.to(x.dtype).repeat_interleave(c, dim=0)  # (B*C, K)
     xp = xp.reshape(1, b * c, *xp.shape[2:])
     if dim == 2:

@@ -28,7 +28,7 @@ from ._common import straight_through, truncate_uint8
 from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
 from .color import hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
-from .filters import boundary_index, gaussian_kernel1d
+from .filters import gaussian_filter2d, pad2d
 
 __all__ = [
     "FOG_STREAM",
@@ -180,44 +180,13 @@ def _unravel(idx: Tensor, shape: tuple[int, ...]) -> list[Tensor]:
 
 
 def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
-    """``skimage.filters.gaussian(x, sigma)`` (edge replicate, truncate 4) of (B, H, W) planes, per-sample sigma.
-
-    Separable correlation with the sampled, normalised Gaussian of
-    :func:`~robust_train.functional.filters.gaussian_kernel1d`, written as one fused multiply-add per tap over the
-    edge-padded batch (much faster on CPU than a grouped float64 convolution); samples are grouped by sigma.
-    """
-    b, h, w = x.shape
-    out = torch.empty_like(x)
-    sig = sigma.detach().to("cpu", torch.float64)
-    for value in torch.unique(sig).tolist():
-        sel = (sig == value).nonzero().flatten()
-        xs = x if sel.numel() == b else x.index_select(0, sel.to(x.device))
-        k = gaussian_kernel1d(torch.tensor([value], dtype=torch.float64))[0].tolist()
-        r = (len(k) - 1) // 2
-        if r:
-            xp = F.pad(xs.unsqueeze(1), (0, 0, r, r), mode="replicate").squeeze(1)
-            acc = xp[:, 0:h] * k[0]
-            for i in range(1, len(k)):
-                acc.add_(xp[:, i : i + h], alpha=k[i])
-            xp = F.pad(acc.unsqueeze(1), (r, r, 0, 0), mode="replicate").squeeze(1)
-            acc = xp[:, :, 0:w] * k[0]
-            for i in range(1, len(k)):
-                acc.add_(xp[:, :, i : i + w], alpha=k[i])
-            xs = acc
-        if sel.numel() == b:
-            return xs
-        out.index_copy_(0, sel.to(x.device), xs)
-    return out
+    """``skimage.filters.gaussian(x, sigma)`` (H1: edge replicate, truncate 4) of (B, H, W) planes, per-sample sigma."""
+    return gaussian_filter2d(x.unsqueeze(1), sigma, truncate=4.0, mode="nearest").squeeze(1)
 
 
 def _pad_mirror1(x: Tensor) -> Tensor:
     """Pad (B, H, W) by one pixel with OpenCV's default border (reflect-101), any size."""
-    h, w = x.shape[-2:]
-    if h > 1 and w > 1:
-        return F.pad(x.unsqueeze(1), (1, 1, 1, 1), mode="reflect").squeeze(1)
-    iy = boundary_index(torch.arange(-1, h + 1, device=x.device), h, "mirror")
-    ix = boundary_index(torch.arange(-1, w + 1, device=x.device), w, "mirror")
-    return x.index_select(-2, iy).index_select(-1, ix)
+    return pad2d(x.unsqueeze(1), 1, "mirror").squeeze(1)
 
 
 # ----------------------------------------------------------------------------------------------- brightness
