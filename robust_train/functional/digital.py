@@ -21,7 +21,9 @@ from __future__ import annotations
 import functools
 import io
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -274,15 +276,31 @@ def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
     magnitude slower on the CPU; ``decode_jpeg`` (libjpeg-turbo, islow IDCT, fancy upsampling) decodes them
     bit-identically to Pillow, faster. ``hwc`` is (B, H, W, 3) uint8; returns (B, 3, H, W) uint8.
     """
+    imgs = list(hwc.numpy())
+    workers = min(len(imgs), torch.get_num_threads())
+    if workers > 1:  # Pillow's encoder and torchvision's decoder release the GIL: images run in parallel threads
+        return torch.stack(list(_codec_pool(workers).map(_codec_cpu_one, imgs, quality)))
+    return torch.stack([_codec_cpu_one(img, q) for img, q in zip(imgs, quality, strict=True)])
+
+
+def _codec_cpu_one(img: np.ndarray, quality: int) -> Tensor:
+    """One (H, W, 3) uint8 image through Pillow's encoder and torchvision's decoder; returns (3, H, W) uint8."""
     from PIL import Image
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    data = []
-    for img, q in zip(hwc.numpy(), quality, strict=True):
-        buf = io.BytesIO()
-        Image.fromarray(img, "RGB").save(buf, format="JPEG", quality=int(q))
-        data.append(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8))
-    return torch.stack(decode_jpeg(data, mode=ImageReadMode.RGB))
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, format="JPEG", quality=int(quality))
+    return decode_jpeg(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8), mode=ImageReadMode.RGB)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _codec_pool(workers: int) -> ThreadPoolExecutor:
+    """A lazily created, reused thread pool for the CPU codec."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rt-jpeg")
+    return _POOLS[workers]
 
 
 @torch.compiler.disable

@@ -96,14 +96,12 @@ def gaussian_kernel1d(sigma: Tensor, truncate: float = 4.0, radius: int | None =
     return torch.where((sigma == 0).unsqueeze(1), identity, w)
 
 
-_TORCH_PAD = {"nearest": "replicate", "mirror": "reflect", "wrap": "circular", "constant": "constant"}
-
-
 def pad_axis(x: Tensor, dim: int, before: int, after: int, mode: str) -> Tensor:
     """Pad one spatial axis of a (B, C, H, W) tensor with a SciPy boundary mode, for any pad width.
 
-    Uses ``F.pad`` where its mode is equivalent and the width is within its limits (several times faster), and
-    index mapping (:func:`boundary_index`, repeated reflection) otherwise.
+    The interior is copied once into a preallocated tensor and only the border rows/columns are gathered by index
+    mapping (:func:`boundary_index`, repeated reflection): cheaper on the CPU than ``F.pad(mode="replicate")``, valid
+    for pads wider than the image, and differentiable.
 
     Args:
         x: (B, C, H, W) tensor.
@@ -118,18 +116,22 @@ def pad_axis(x: Tensor, dim: int, before: int, after: int, mode: str) -> Tensor:
     """
     if dim not in (2, 3) or x.dim() != 4:
         raise ValueError(f"pad_axis: expected a (B, C, H, W) tensor and dim 2 or 3, got {tuple(x.shape)}, dim={dim}")
+    if mode not in MODES:
+        raise ValueError(f"unknown boundary mode {mode!r}; expected one of {list(MODES)}")
     n = x.shape[dim]
-    torch_mode = _TORCH_PAD.get(mode)
-    limit = {"replicate": float("inf"), "constant": float("inf"), "reflect": n - 1, "circular": n}.get(torch_mode, -1)
-    if torch_mode is not None and max(before, after) <= limit:
-        pads = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
-        return F.pad(x, pads, mode=torch_mode)
-    idx = boundary_index(torch.arange(-before, n + after, device=x.device), n, mode)
-    if mode == "constant":
-        shape = [1, 1, 1, 1]
-        shape[dim] = -1
-        return x.index_select(dim, idx.clamp_min(0)) * (idx >= 0).view(shape).to(x.dtype)
-    return x.index_select(dim, idx)
+    shape = list(x.shape)
+    shape[dim] = n + before + after
+    out = x.new_empty(shape)
+    out.narrow(dim, before, n).copy_(x)
+    for start, count, first in ((0, before, -before), (before + n, after, n)):
+        if count <= 0:
+            continue
+        idx = boundary_index(torch.arange(first, first + count, device=x.device), n, mode)
+        if mode == "constant":
+            out.narrow(dim, start, count).zero_()
+        else:
+            out.narrow(dim, start, count).copy_(x.index_select(dim, idx))
+    return out
 
 
 def pad2d(x: Tensor, pad: int, mode: str) -> Tensor:
