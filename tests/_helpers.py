@@ -65,7 +65,7 @@ class RunIf:
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def photo_uint8(name: str) -> np.ndarray:
     """A CC0 photo bundled with scikit-image as (H, W, 3) uint8."""
     skdata = pytest.importorskip("skimage.data")

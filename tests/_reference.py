@@ -65,7 +65,7 @@ def _gaussian_compat(image, sigma=1, *args, multichannel=None, **kwargs):
     return gaussian(image, sigma, *args, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def imagecorruptions():
     """The ``imagecorruptions.corruptions`` module, shimmed; skips the test when it is missing."""
     _require("imagecorruptions", "cv2", "skimage")
@@ -75,7 +75,7 @@ def imagecorruptions():
     return mod
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def imagenet_c():
     """The original ``imagenet_c.corruptions`` module (224 px code), shimmed; skips when it cannot load."""
     _require("imagenet_c", "cv2", "skimage", "wand")

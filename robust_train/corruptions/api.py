@@ -65,8 +65,9 @@ def corrupt(
         if isinstance(severity, Tensor) and severity.dim() == 1:
             sev = severity.to("cpu", torch.float64)
         else:
-            sev = torch.full((b,), float(severity if not isinstance(severity, Tensor) else severity.item()),
-                             dtype=torch.float64)
+            sev = torch.full(
+                (b,), float(severity if not isinstance(severity, Tensor) else severity.item()), dtype=torch.float64
+            )
         if sev.numel() != b:
             raise ValueError(f"severity tensor must hold one value per sample ({b}), got shape {tuple(sev.shape)}")
         derived = combine_seeds(combine_seeds(seeds, stream_id(name), 0), torch.round(sev * 1000).long())

@@ -392,6 +392,7 @@ class Corruption(nn.Module):
         return out
 
     def extra_repr(self) -> str:
+        """Settings shown in ``repr``."""
         return (
             f"severity={self.severity}, p={self.p}, same_on_batch={self.same_on_batch}, preset={self.preset!r}, "
             f"quantize={self.quantize}, jpeg_quality={self.jpeg_quality}"

@@ -28,7 +28,8 @@ class Params(dict[str, Tensor]):
         """Leading dimension shared by every entry."""
         sizes = {int(v.shape[0]) for v in self.values()}
         if len(sizes) != 1:
-            raise ValueError(f"Params entries disagree on the batch size: { {k: tuple(v.shape) for k, v in self.items()} }")
+            shapes = {k: tuple(v.shape) for k, v in self.items()}
+            raise ValueError(f"Params entries disagree on the batch size: {shapes}")
         return sizes.pop()
 
     def to(self, device: torch.device | str) -> Params:

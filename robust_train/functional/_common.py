@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import torch
 from torch import Tensor
 
-__all__ = ["truncate_uint8", "straight_through", "to_compute_dtype"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def eager_only(fn: F) -> F:
+    """Keep ``fn`` out of ``torch.compile`` graphs (it runs eagerly behind a graph break).
+
+    Like ``@torch.compiler.disable``, but the disable wrapper is built on the first call, so importing a module that
+    uses it does not import ``torch._dynamo`` (and with it triton): ``import robust_train`` stays light.
+    """
+
+    @functools.cache
+    def disabled() -> Callable[..., Any]:
+        return torch.compiler.disable(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return disabled()(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+__all__ = ["eager_only", "truncate_uint8", "straight_through", "to_compute_dtype"]
 
 
 def straight_through(x: Tensor, y: Tensor) -> Tensor:

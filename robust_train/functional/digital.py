@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_batch_param, check_image, check_shape
+from ._common import eager_only
 from ._rng import field_uniform, stream_id
 from .color import hsv_to_rgb, rgb_to_hsv
 from .filters import gaussian_filter2d, gaussian_kernel1d
@@ -268,7 +269,7 @@ def jpeg_surrogate(x: Tensor, quality: Tensor | float) -> Tensor:
     return (out / 255.0).clamp(0.0, 1.0)
 
 
-@torch.compiler.disable  # the codec is opaque host code: torch.compile runs it eagerly (graph break)
+@eager_only  # the codec is opaque host code: torch.compile runs it eagerly (graph break)
 def _codec_cpu(hwc: Tensor, quality: list[int]) -> Tensor:
     """JPEG round trip on the CPU: Pillow encodes (the original's own encoder), torchvision decodes.
 
@@ -303,7 +304,7 @@ def _codec_pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
-@torch.compiler.disable
+@eager_only
 def _codec_cuda(u8: Tensor, quality: Tensor) -> Tensor:  # pragma: no cover - needs a GPU (nvJPEG)
     """JPEG round trip with nvJPEG, batched per distinct quality."""
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg

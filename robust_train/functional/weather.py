@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ._assets import frost_stack
 from ._checks import check_batch_param, check_image, check_shape
-from ._common import straight_through, truncate_uint8
+from ._common import eager_only, straight_through, truncate_uint8
 from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
 from .color import hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
@@ -487,7 +487,7 @@ def frost(
 
 
 # ----------------------------------------------------------------------------------------------- OpenCV blocks
-@torch.compiler.disable  # data-dependent hysteresis loop; Inductor (torch 2.13, CPU) also miscompiles its int masks
+@eager_only  # data-dependent hysteresis loop; Inductor (torch 2.13, CPU) also miscompiles its int masks
 def canny(img: Tensor, low: float, high: float) -> Tensor:
     """``cv2.Canny(img, low, high)`` (aperture 3, L1 gradient norm) on a batch of 8-bit single-channel images.
 

@@ -98,8 +98,9 @@ class CommonCorruptionTests:
     def test_batch_invariance(self) -> None:
         op = self.make()
         full = op.params_for_indices(torch.arange(8), seed=11)
-        halves = Params.cat([op.params_for_indices(torch.arange(4), seed=11),
-                             op.params_for_indices(torch.arange(4, 8), seed=11)])
+        halves = Params.cat(
+            [op.params_for_indices(torch.arange(4), seed=11), op.params_for_indices(torch.arange(4, 8), seed=11)]
+        )
         assert full.equal(halves)
         shuffled = op.params_for_indices(torch.tensor([5, 2]), seed=11)
         assert shuffled.equal(full.index(torch.tensor([5, 2])))
@@ -118,7 +119,7 @@ class CommonCorruptionTests:
             op = self.make(severity=s)
             out = op(x, op.params_for_indices(torch.arange(x.shape[0]), seed=0))
             deltas.append(float((out - x).abs().mean()))
-        assert all(b >= a - 1e-4 for a, b in zip(deltas, deltas[1:])), deltas
+        assert all(b >= a - 1e-4 for a, b in zip(deltas, deltas[1:], strict=False)), deltas
         assert deltas[-1] > deltas[0]
 
     def test_module_matches_functional(self) -> None:
@@ -188,7 +189,7 @@ class CommonCorruptionTests:
             pytest.skip("not differentiable")
         op = self.make(quantize=False, preset="auto")
         g = torch.Generator().manual_seed(0)
-        x = (torch.rand(1, 3, 5, 5, generator=g, dtype=torch.float64) * 0.8 + 0.1)
+        x = torch.rand(1, 3, 5, 5, generator=g, dtype=torch.float64) * 0.8 + 0.1
         params = op.params_for_indices(torch.arange(1), seed=0)
         if cls.gradient == "exact":
             assert gradcheck(lambda t: op(t, params), x)
