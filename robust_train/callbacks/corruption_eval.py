@@ -114,7 +114,14 @@ class SuiteEvalCallback(Callback):
         return Path(base) / self.suite.name
 
     def _evaluate(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> Any:
-        fwd = self._forward(pl_module)
+        model_fwd = self._forward(pl_module)
+        forward_context = trainer.precision_plugin.forward_context
+
+        def fwd(x: torch.Tensor) -> torch.Tensor:
+            # the trainer's precision (e.g. bf16 autocast), as in validation_step; logits back in float32
+            with forward_context():
+                return model_fwd(x).float()
+
         dev = pl_module.device
         rank, world = trainer.global_rank, trainer.world_size
         if stage == "test" and self.released_root:
