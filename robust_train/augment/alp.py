@@ -89,12 +89,7 @@ class AdversarialAugment(BatchAugment):
                 "[0, 1] images to logits (RobustClassifier passes both to augments whose forward takes y and model)"
             )
         self.check_input(x)
-        if params is None:
-            params = self.sample_params(x.shape[0])
-        elif not isinstance(params, Params):
-            params = Params(params)
-        if params.batch_size != x.shape[0]:
-            raise ValueError(f"params were drawn for a batch of {params.batch_size}, got {x.shape[0]} images")
+        params = Params.for_batch(params, x.shape[0], self.sample_params)
         self.last_params = params
         delta = self.attack.attack(model, x, y, params["seed"])
         delta = self.gate(params["apply"], delta, torch.zeros_like(delta))

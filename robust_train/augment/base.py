@@ -126,12 +126,7 @@ class BatchAugment(nn.Module):
             Images, shape (num_splits * B, C, H, W), same dtype and device, values in [0, 1].
         """
         self.check_input(x)
-        if params is None:
-            params = self.sample_params(x.shape[0])
-        elif not isinstance(params, Params):
-            params = Params(params)
-        if params.batch_size != x.shape[0]:
-            raise ValueError(f"params were drawn for a batch of {params.batch_size}, got {x.shape[0]} images")
+        params = Params.for_batch(params, x.shape[0], self.sample_params)
         self.last_params = params
         return self.apply(x, params)
 

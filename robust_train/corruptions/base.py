@@ -354,12 +354,7 @@ class Corruption(nn.Module):
             (B, 3, H, W), same dtype and device as ``x``, in [0, 1].
         """
         check_image(x)
-        if params is None:
-            params = self.sample_params(x.shape[0])
-        elif not isinstance(params, Params):
-            params = Params(params)
-        if params.batch_size != x.shape[0]:
-            raise ValueError(f"params were drawn for a batch of {params.batch_size}, got {x.shape[0]} images")
+        params = Params.for_batch(params, x.shape[0], self.sample_params)
         self.last_params = params
         dev = params.to(x.device)
         xc, out_dtype = to_compute_dtype(x)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
@@ -22,6 +22,30 @@ class Params(dict[str, Tensor]):
         >>> p.batch_size, p.index(torch.tensor([0, 2])).batch_size
         (4, 2)
     """
+
+    @staticmethod
+    def for_batch(params: Mapping[str, Tensor] | None, batch_size: int, sample: Callable[[int], Params]) -> Params:
+        """The parameters a module's ``forward`` uses for a batch: freshly sampled, or the given ones checked.
+
+        Args:
+            params: parameters passed by the caller (for replay), or ``None``.
+            batch_size: number of images in the batch.
+            sample: the module's ``sample_params``, called with ``batch_size`` when ``params`` is ``None``.
+
+        Raises:
+            ValueError: ``params`` were drawn for a different batch size.
+
+        Example:
+            >>> p = Params(apply=torch.ones(2, dtype=torch.bool))
+            >>> Params.for_batch(p, 2, lambda b: p).batch_size
+            2
+        """
+        if params is None:
+            return sample(batch_size)
+        out = params if isinstance(params, Params) else Params(params)
+        if out.batch_size != batch_size:
+            raise ValueError(f"params were drawn for a batch of {out.batch_size}, got {batch_size} images")
+        return out
 
     @property
     def batch_size(self) -> int:

@@ -117,12 +117,7 @@ class PerturbationSequence(nn.Module):
             Frames, shape (B, T, 3, h, w) (``h = w = crop`` when cropping), same dtype and device, in [0, 1].
         """
         check_image(x)
-        if params is None:
-            params = self.sample_params(x.shape[0])
-        elif not isinstance(params, Params):
-            params = Params(params)
-        if params.batch_size != x.shape[0]:
-            raise ValueError(f"params were drawn for a batch of {params.batch_size}, got {x.shape[0]} images")
+        params = Params.for_batch(params, x.shape[0], self.sample_params)
         self.last_params = params
         xc, out_dtype = to_compute_dtype(x)
         out = self.frames(xc, params["seed"], self.resolve_preset(x))
