@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .corruptions import CORRUPTIONS, Corruption, Params, corrupt, create_corruption, list_corruptions
+from .functional._fused import fusion, get_fusion, set_fusion
 from .sequences import perturb_sequence
 
 __version__ = "0.1.0"
@@ -14,6 +15,9 @@ __all__ = [
     "__version__",
     "corrupt",
     "create_corruption",
+    "fusion",
+    "get_fusion",
     "list_corruptions",
     "perturb_sequence",
+    "set_fusion",
 ]

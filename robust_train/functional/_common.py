@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from ._fused import fused
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -64,11 +66,17 @@ def truncate_uint8(x: Tensor, straight_through_grad: bool = True) -> Tensor:
     # The tiny epsilon protects values that are integers in float64 maths but land 1 ulp below in float32.
     eps = 1e-4 if x.dtype != torch.float64 else 1e-9
     if not (x.requires_grad and torch.is_grad_enabled()):
-        # no graph: one allocation and in-place passes (this runs on every corruption's output)
-        return x.clamp(0.0, 1.0).mul_(255.0).add_(eps).floor_().div_(255.0)
+        # no graph (this runs on every corruption's output): one fused pass when fusion is on
+        return _truncate_nograd(x, eps)
     c = x.clamp(0.0, 1.0)
     q = torch.floor(c * 255.0 + eps) / 255.0
     return straight_through(c, q) if straight_through_grad else q
+
+
+@fused
+def _truncate_nograd(x: Tensor, eps: float) -> Tensor:
+    """``floor(clip(x, 0, 1) * 255 + eps) / 255`` (one allocation; in-place passes when eager)."""
+    return x.clamp(0.0, 1.0).mul_(255.0).add_(eps).floor_().div_(255.0)
 
 
 def to_compute_dtype(x: Tensor) -> tuple[Tensor, torch.dtype]:

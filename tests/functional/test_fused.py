@@ -1,0 +1,90 @@
+"""The fusion switch (``robust_train.functional._fused``): modes, fallback and the compiled == eager contract."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import robust_train
+from robust_train.functional import _fused
+from robust_train.functional._common import truncate_uint8
+from robust_train.functional._fused import fused, fusion, fusion_enabled, get_fusion, set_fusion
+
+
+def test_modes_and_context() -> None:
+    old = get_fusion()
+    with fusion("on"):
+        assert fusion_enabled("cpu") and get_fusion() == "on"
+        with fusion(False):
+            assert not fusion_enabled("cpu") and not fusion_enabled("cuda")
+        assert get_fusion() == "on"
+    with fusion("auto"):
+        assert not fusion_enabled("cpu") and fusion_enabled("cuda")
+    assert get_fusion() == old
+    assert robust_train.set_fusion is set_fusion
+
+
+@pytest.mark.parametrize("bad", ["fast", "", 3])
+def test_bad_mode(bad: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="fusion mode"):
+        set_fusion(bad)  # type: ignore[arg-type]
+
+
+def test_truncate_fused_matches_eager() -> None:
+    x = torch.rand(2, 3, 17, 19, dtype=torch.float32) * 1.2 - 0.1
+    with fusion("off"):
+        eager = truncate_uint8(x)
+    with fusion("on"):
+        compiled = truncate_uint8(x)
+    assert torch.equal(eager, compiled)
+    assert float(compiled.mul(255).sub(compiled.mul(255).round()).abs().max()) < 1e-4
+
+
+def test_grad_path_stays_eager() -> None:
+    calls: list[bool] = []
+
+    @fused
+    def double(t: torch.Tensor) -> torch.Tensor:
+        calls.append(torch.compiler.is_compiling())
+        return t * 2
+
+    x = torch.rand(4, requires_grad=True)
+    with fusion("on"):
+        y = double(x)
+    y.sum().backward()
+    assert calls == [False] and torch.equal(x.grad, torch.full((4,), 2.0))
+
+
+def test_compile_failure_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_compile(fn, **kwargs):  # noqa: ANN001, ANN003, ARG001
+        def run(*a, **k):  # noqa: ANN002, ANN003
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+
+    @fused
+    def plus_one(t: torch.Tensor) -> torch.Tensor:
+        return t + 1
+
+    x = torch.zeros(3)
+    with fusion("on"), warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        assert torch.equal(plus_one(x), torch.ones(3))
+        assert torch.equal(plus_one(x), torch.ones(3))
+    assert len([w for w in rec if "plus_one" in str(w.message)]) == 1
+    assert any("plus_one" in k[0] for k in _fused._BROKEN)
+
+
+def test_function_errors_are_not_swallowed() -> None:
+    @fused
+    def needs_square(t: torch.Tensor) -> torch.Tensor:
+        if t.shape[0] != t.shape[1]:
+            raise ValueError(f"expected a square matrix, got {tuple(t.shape)}")
+        return t @ t
+
+    with fusion("on"), pytest.raises(ValueError, match="square"):
+        needs_square(torch.zeros(2, 3))
