@@ -7,8 +7,6 @@ docstrings say how integer-valued entries are rounded and how list-valued entrie
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -102,12 +100,9 @@ class DefocusBlur(Corruption):
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
         """Correlate every sample with its disk kernel."""
-        preset = self.resolve_preset(x)
-        a = self.args(params, preset)
-        # A fixed FFT padding per preset keeps each sample's result independent of the batch composition.
-        r_max = float(self.table.values(preset)[:, 0].max())
-        pad = 8 if r_max <= 8 else math.ceil(r_max)
-        return F.defocus_blur(x, a["radius"], a["alias_blur"], pad=pad)
+        a = self.args(params, self.resolve_preset(x))
+        # Each sample is padded by its own kernel's half-size: its result is independent of the batch composition.
+        return F.defocus_blur(x, a["radius"], a["alias_blur"])
 
 
 @CORRUPTIONS.register(family="blur")

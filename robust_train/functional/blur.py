@@ -17,6 +17,8 @@ Two building blocks are shared with other families (snow uses both):
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -73,53 +75,106 @@ def _per_sample(v: Tensor | float, batch: int, name: str, device: torch.device |
     return t
 
 
+#: Odd parts of the FFT lengths :func:`_fast_size` picks: pocketfft on x86 runs 2^k lengths fastest and one factor
+#: 3 or 5 nearly as fast per element, but repeated odd radices are slow (measured 2-D cost per element, relative to
+#: 256: 240 1.02, 288 1.15, 250 1.28, 270 1.32, 243 2.05).
+_FFT_ODD_PARTS = (1, 3, 5, 9, 15)
+
+
 def _fast_size(n: int) -> int:
-    """Smallest ``m >= n`` whose prime factors are 2, 3 and 5 (fast FFT sizes: 244 -> 250 is 3x faster)."""
-    m = n
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
+    """The smallest FFT length ``m >= n`` of the form ``2^k * odd`` with ``odd`` in :data:`_FFT_ODD_PARTS`.
 
-
-def _fft_filter_symmetric(xp: Tensor, kernel: Tensor, out_h: int, out_w: int) -> Tensor:
-    """Correlate padded planes with per-sample point-symmetric kernels through the FFT.
-
-    ``out[b, c, y, x] = sum_{i, j} kernel[b, i, j] * xp[b, c, y + i, x + j]`` for ``y < out_h``, ``x < out_w``
-    (``xp`` padded by the kernel half-size on every side). A point-symmetric kernel has a real spectrum, so the
-    product is two real multiplications per frequency; done in real arithmetic it is also bitwise independent of
-    the batch composition (ATen's vectorised complex multiply rounds differently in its scalar tail). A kernel
-    shared by the whole batch (integer severities) is transformed once.
-
-    Args:
-        xp: (B, C, Hp, Wp) float32/float64 planes.
-        kernel: (B, K, K) kernels, odd ``K``, ``kernel[b, i, j] == kernel[b, K-1-i, K-1-j]``.
-        out_h: output rows (``Hp - K + 1``).
-        out_w: output columns (``Wp - K + 1``).
-
-    Returns:
-        (B, C, out_h, out_w) in ``xp``'s dtype.
+    Example: 240 -> 240, 244 -> 256 (not 250 = 2 * 5^3: 1.25x slower per element), 50 -> 60.
     """
-    b, _, hp, wp = xp.shape
-    k = kernel.shape[-1]
-    r = (k - 1) // 2
-    n1, n2 = _fast_size(hp), _fast_size(wp)
-    kern = kernel.to(device=xp.device, dtype=xp.dtype)
-    if b > 1 and torch.equal(kern, kern[:1].expand_as(kern)):
-        kern = kern[:1]
-    # centre the kernel at the origin of the periodic grid (rows/cols -r..r wrap around)
-    g = torch.zeros(kern.shape[0], n1, n2, dtype=xp.dtype, device=xp.device)
-    idx_r = torch.remainder(torch.arange(-r, r + 1, device=xp.device), n1)
-    idx_c = torch.remainder(torch.arange(-r, r + 1, device=xp.device), n2)
-    g[:, idx_r.view(-1, 1), idx_c.view(1, -1)] = kern
-    spec = torch.fft.rfft2(g).real.unsqueeze(1).unsqueeze(-1)  # (B or 1, 1, n1, n2 // 2 + 1, 1)
-    img = torch.view_as_real(torch.fft.rfft2(xp.contiguous(), s=(n1, n2)))
-    out = torch.fft.irfft2(torch.view_as_complex((img * spec).contiguous()), s=(n1, n2))
-    return out[..., r : r + out_h, r : r + out_w]
+    best = None
+    for odd in _FFT_ODD_PARTS:
+        m = odd
+        while m < n:
+            m *= 2
+        best = m if best is None else min(best, m)
+    return int(best)
+
+
+def _pad_mirror(x: Tensor, pad: int) -> Tensor:
+    """Reflect-101 padding (SciPy ``"mirror"``, OpenCV's default border) of H and W by ``pad``, one pass if possible.
+
+    ``F.pad(mode="reflect")`` is the same reflection for pads narrower than the image (one fused copy); wider pads
+    (repeated reflection) fall back to :func:`~robust_train.functional.filters.pad2d`.
+    """
+    if pad == 0:
+        return x
+    h, w = x.shape[-2:]
+    if pad < h and pad < w:
+        return F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    return pad2d(x, pad, "mirror")
+
+
+#: Real spectra of disk kernels, keyed by (radius, alias_blur, FFT size, dtype, device); a small LRU.
+_DISK_SPECTRA: OrderedDict[tuple[float, float, int, int, torch.dtype, str], Tensor] = OrderedDict()
+_DISK_SPECTRA_MAX = 32
+_DISK_SPECTRA_LOCK = threading.Lock()
+
+
+def _disk_spectrum(
+    radius: float, alias_blur: float, n1: int, n2: int, dtype: torch.dtype, device: torch.device
+) -> Tensor:
+    """Spectrum ``(n1, n2 // 2 + 1, 2)`` of a :func:`disk_kernel` centred at the origin of an ``n1 x n2`` grid (cached).
+
+    The kernel is point-symmetric, so its spectrum is real: only the real part is kept. Computed in ``dtype`` on
+    ``device`` (the image's), as the uncached path did, and reused for every batch with the same parameters.
+    """
+    key = (float(radius), float(alias_blur), n1, n2, dtype, str(device))
+    with _DISK_SPECTRA_LOCK:
+        hit = _DISK_SPECTRA.get(key)
+        if hit is not None:
+            _DISK_SPECTRA.move_to_end(key)
+            return hit
+    kern = disk_kernel(radius, alias_blur, batch=1)[0].to(device=device, dtype=dtype)
+    r = (kern.shape[-1] - 1) // 2
+    g = torch.zeros(n1, n2, dtype=dtype, device=device)
+    idx_r = torch.remainder(torch.arange(-r, r + 1, device=device), n1)  # rows/cols -r..r wrap around
+    idx_c = torch.remainder(torch.arange(-r, r + 1, device=device), n2)
+    g[idx_r.view(-1, 1), idx_c.view(1, -1)] = kern
+    # real and imaginary parts multiply by the same real number: store it twice, so the product with
+    # ``view_as_real(image spectrum)`` is a plain contiguous elementwise multiply (a size-2 broadcast is 5x slower)
+    spec = torch.fft.rfft2(g).real.unsqueeze(-1).expand(n1, n2 // 2 + 1, 2).contiguous()
+    with _DISK_SPECTRA_LOCK:
+        _DISK_SPECTRA[key] = spec
+        while len(_DISK_SPECTRA) > _DISK_SPECTRA_MAX:
+            _DISK_SPECTRA.popitem(last=False)
+    return spec
+
+
+def _fft_correlate_disks(x: Tensor, params: list[tuple[float, float]], pad: int) -> Tensor:
+    """Correlate every sample of ``x`` with its disk kernel through the FFT (reflect-101 border), clipped to [0, 1].
+
+    ``out[b, c, y, x] = sum_{i, j} k_b[i, j] * xp[b, c, y + i, x + j]`` on the planes padded by ``pad`` (at least
+    every kernel's half-size). The FFT grid is ``Hp x Wp`` rounded up by :func:`_fast_size`; circular wrap-around never
+    reaches the kept window because the padded planes already hold every tap. A point-symmetric kernel has a real
+    spectrum, so the product is two real multiplications per frequency, done in real arithmetic (bitwise independent
+    of the batch composition; ATen's vectorised complex multiply rounds differently in its scalar tail). A kernel
+    shared by the whole batch (integer severities) is used once, broadcast.
+    """
+    _, _, h, w = x.shape
+    n1, n2 = _fast_size(h + 2 * pad), _fast_size(w + 2 * pad)
+    distinct = sorted(set(params))
+    table = {k: _disk_spectrum(k[0], k[1], n1, n2, x.dtype, x.device) for k in distinct}
+    if len(distinct) == 1:
+        spec = table[distinct[0]]
+    else:
+        spec = torch.stack([table[k] for k in params]).unsqueeze(1)
+    img = torch.fft.rfft2(_pad_mirror(x, pad), s=(n1, n2))
+    if img.requires_grad:
+        prod = torch.view_as_complex(torch.view_as_real(img) * spec)
+    else:  # no graph: multiply in place (saves an allocation and a pass)
+        torch.view_as_real(img).mul_(spec)
+        prod = img
+    # Inverse as two 1-D passes on contiguous lines: ``irfft2`` copies its input twice internally (measured 1.3x
+    # slower); transposing explicitly also lets the row pass skip the padding rows that are cropped anyway.
+    cols = torch.fft.ifft(prod.transpose(-1, -2).contiguous(), dim=-1)  # (B, C, n2 // 2 + 1, n1)
+    rows = cols[..., pad : pad + h].transpose(-1, -2).contiguous()  # (B, C, h, n2 // 2 + 1)
+    out = torch.fft.irfft(rows, n=n2, dim=-1)
+    return out[..., pad : pad + w].clamp(0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------- H5 motion blur
@@ -511,19 +566,23 @@ def defocus_blur(x: Tensor, radius: Tensor | float, alias_blur: Tensor | float, 
     """Defocus blur (spec 2.7): correlate each channel with the H2 disk kernel, reflect-101 border, clip.
 
     Equivalent to the original's ``cv2.filter2D(x, -1, disk(radius, alias_blur))`` per channel (default border
-    ``BORDER_REFLECT_101``, repeated reflection when the kernel is larger than the image). Runs as one FFT
-    correlation per batch on the padded planes with per-sample kernels. The kernel is built in float32 as the
-    original does and cast to ``x``'s dtype.
+    ``BORDER_REFLECT_101``, repeated reflection when the kernel is larger than the image). Runs as FFT correlations
+    on the padded planes: one per distinct padding, with the per-sample kernel spectra (cached per parameter pair
+    and FFT size). The kernel is built in float32 as the original does and cast to ``x``'s dtype.
 
     Args:
         x: images, shape (B, C, H, W), float in [0, 1].
         radius: (B,) or scalar disk radius, >= 0.
         alias_blur: (B,) or scalar anti-alias sigma, >= 0.
-        pad: reflect-101 padding of the FFT planes, at least the kernel half-size (the default). A fixed value
-            (e.g. the preset's largest) makes a sample's output bitwise independent of the rest of the batch.
+        pad: reflect-101 padding of the FFT planes, at least every kernel's half-size. By default each sample is
+            padded by its own kernel's half-size (8 up to radius 8, else ``ceil(radius)``), which is the cheapest FFT
+            and keeps a sample's output bitwise independent of the rest of the batch.
 
     Returns:
         (B, C, H, W), same dtype, in [0, 1]. Exact gradient (linear up to the clip).
+
+    Raises:
+        ValueError: negative or non-finite arguments, ``pad`` below a kernel half-size.
 
     Example:
         >>> defocus_blur(torch.rand(2, 3, 16, 16), torch.tensor([0.3, 1.5]), torch.tensor([0.4, 0.1])).shape
@@ -532,17 +591,28 @@ def defocus_blur(x: Tensor, radius: Tensor | float, alias_blur: Tensor | float, 
     _check_layers(x)
     out_dtype = x.dtype
     xc = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    b, _, h, w = xc.shape
-    kern = disk_kernel(radius, alias_blur, batch=b)
-    k = kern.shape[-1]
-    r = (k - 1) // 2
-    if pad is not None and int(pad) < r:
-        raise ValueError(f"pad: expected at least the kernel half-size {r}, got {pad}")
-    p = r if pad is None else int(pad)
-    if p > r:  # embed in a larger zero kernel: the FFT size then depends on ``pad`` only, not on the batch
-        kern = F.pad(kern, (p - r, p - r, p - r, p - r))
-    out = _fft_filter_symmetric(pad2d(xc, p, "mirror"), kern, h, w)
-    return out.clamp(0.0, 1.0).to(out_dtype)
+    b = xc.shape[0]
+    r = _per_sample(radius, b, "radius").cpu()
+    a = _per_sample(alias_blur, b, "alias_blur").cpu()
+    if (r < 0).any() or not torch.isfinite(r).all():
+        raise ValueError(f"radius: expected finite values >= 0, got {r.tolist()}")
+    if (a < 0).any() or not torch.isfinite(a).all():
+        raise ValueError(f"alias_blur: expected finite values >= 0, got {a.tolist()}")
+    half = torch.where(r <= 8, torch.full_like(r, 8.0), torch.ceil(r)).to(torch.int64).tolist()
+    if pad is not None and int(pad) < max(half):
+        raise ValueError(f"pad: expected at least the kernel half-size {max(half)}, got {pad}")
+    pads = [int(pad)] * b if pad is not None else half
+    keys = list(zip(r.tolist(), a.tolist(), strict=True))
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(pads):
+        groups.setdefault(p, []).append(i)
+    if len(groups) == 1:
+        return _fft_correlate_disks(xc, keys, pads[0]).to(out_dtype)
+    out = torch.empty_like(xc)
+    for p, members in groups.items():
+        idx = torch.tensor(members, device=xc.device)
+        out.index_copy_(0, idx, _fft_correlate_disks(xc.index_select(0, idx), [keys[i] for i in members], p))
+    return out.to(out_dtype)
 
 
 # ----------------------------------------------------------------------------------------------- glass blur
