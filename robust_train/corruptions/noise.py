@@ -90,8 +90,11 @@ class ShotNoise(Corruption):
     5    3         15            50
     ===  ========  ============  =====
 
-    Samples come from :func:`robust_train.functional.noise.poisson` (inversion below mean 10, Hörmann's PTRS
-    above; exact in distribution up to a < 1e-19 per-element fallback). Gradient: surrogate, ``d out / d x = 1``
+    Samples come from :func:`robust_train.functional.noise.poisson_table_sample` for photon scales up to
+    :data:`~robust_train.functional.noise.POISSON_TABLE_MAX` (Walker alias tables of the integer part of the mean
+    plus inversion of the fractional part; exact in distribution to float32 precision, one fused loop when fusion
+    is on) and from :func:`robust_train.functional.noise.poisson` (inversion below mean 10, Hörmann's PTRS above)
+    for larger ones; the choice is per sample. Gradient: surrogate, ``d out / d x = 1``
     where ``k / lam <= 1`` (reparameterised: ``E[k / lam] = x``), 0 where clipped.
 
     Example:

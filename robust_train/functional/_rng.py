@@ -25,6 +25,10 @@ from torch import Tensor
 
 __all__ = [
     "MASK32",
+    "hash_expr",
+    "mix32_expr",
+    "normal_expr",
+    "unit_expr",
     "combine_seeds",
     "draw_uniform",
     "field_normal",
@@ -149,6 +153,49 @@ def hash32(seed: Tensor, counter: Tensor, stream: int) -> Tensor:
     k1, k2 = _keys(seed, stream)
     shape = (-1,) + (1,) * max(counter.dim() - 1, 0)
     return _hash_keys(k1.to(counter.device).view(shape), k2.to(counter.device).view(shape), counter)
+
+
+# ------------------------------------------------------------------------- pure forms (for fused kernels)
+# The functions below compute the same bits as the in-place block versions above, as pure expressions without
+# Python loops, so that a ``@fused`` kernel (robust_train.functional._fused) can inline them into one loop.
+
+
+def mix32_expr(x: Tensor) -> Tensor:
+    """:func:`mix32` as a pure expression (int32 in, int32 out; wrapping multiply)."""
+    x = x ^ _srl(x, 16)
+    x = x * _i32(_M1)
+    x = x ^ _srl(x, 15)
+    x = x * _i32(_M2)
+    return x ^ _srl(x, 16)
+
+
+def hash_expr(k1: Tensor, k2: Tensor, counter: Tensor) -> Tensor:
+    """``mix32(mix32(counter ^ k1) + k2)`` as a pure expression (int32; keys broadcast against ``counter``)."""
+    return mix32_expr(mix32_expr(counter ^ k1) + k2)
+
+
+def unit_expr(h: Tensor, dtype: torch.dtype) -> Tensor:
+    """:func:`_unit_` as a pure expression for float32/float64: ``(top 24 bits + 0.5) / 2**24`` in (0, 1)."""
+    u = (_srl(h, 8).to(dtype) + 0.5) * (1.0 / 16777216.0)
+    return u.clamp(max=1.0 - 2.0**-24) if dtype == torch.float32 else u
+
+
+def normal_expr(keys: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    """The first ``n`` values of :func:`field_normal` per sample as a pure expression, shape (B, n).
+
+    Args:
+        keys: (B, 4) int32 keys ``(a1, a2, b1, b2)`` of the two Box-Muller streams (:func:`_normal_keys`).
+        n: field elements per sample.
+        dtype: float32 or float64 (the working dtype of :func:`field_normal`).
+    """
+    pairs = (n + 1) // 2
+    j = torch.arange(pairs, dtype=torch.int32, device=keys.device).view(1, pairs)
+    u1 = unit_expr(hash_expr(keys[:, 0:1], keys[:, 1:2], j), dtype)
+    u2 = unit_expr(hash_expr(keys[:, 2:3], keys[:, 3:4], j), dtype)
+    r = torch.sqrt(torch.log(u1) * -2.0)
+    theta = u2 * (2.0 * math.pi)
+    z = torch.stack([r * torch.cos(theta), r * torch.sin(theta)], dim=-1).view(keys.shape[0], 2 * pairs)
+    return z[:, :n]
 
 
 #: Elements per block when a field is generated on the CPU: the ~30 passes of the hash then run in cache instead

@@ -193,9 +193,9 @@ def test_gradients_match_their_documented_form() -> None:
     # shot: surrogate 1 where k / lam <= 1
     out = F.shot_noise(x, 5.0, seed)
     (gx,) = torch.autograd.grad(out.sum(), x)
-    k = F.poisson(F._snap8(x.detach()) * 5.0, seed)
-    assert torch.equal(gx, (k / 5.0 <= 1).double())
-    assert (k / 5.0 > 1).any()  # the clipped branch is exercised
+    ratio = F.poisson_table_sample(x.detach(), torch.full((2,), 5.0), seed, clip=False)  # k / lam
+    assert torch.equal(gx, (ratio <= 1).double())
+    assert (ratio > 1).any()  # the clipped branch is exercised
     # impulse: 1 on untouched elements, 0 on replaced ones
     out = F.impulse_noise(x, 0.3, seed)
     (gx,) = torch.autograd.grad(out.sum(), x)
@@ -466,8 +466,9 @@ def test_deterministic_part_matches_numpy_given_our_field(name: str, preset: str
             z = _rng.field_normal(params["seed"], shape, op.stream("noise"), dtype=torch.float64).numpy()
             y = x + c * z if name == "gaussian_noise" else x + x * (c * z)
         elif name == "shot_noise":
-            k = F.poisson(torch.from_numpy(x * c), params["seed"], op.stream("noise")).numpy()
-            y = k / c
+            lam = torch.tensor([c], dtype=torch.float64)
+            ratio = F.poisson_table_sample(torch.from_numpy(x), lam, params["seed"], op.stream("noise"), clip=False)
+            y = np.round(ratio.numpy() * c) / c  # the counts k our sampler drew, then the original's k / c
         else:
             u = _rng.field_uniform(params["seed"], shape, op.stream("noise"), dtype=torch.float64).numpy()
             y = np.where(u < c / 2, 0.0, np.where(u < c, 1.0, x))
@@ -501,3 +502,87 @@ def test_impulse_channels_hit_independently() -> None:
     assert abs(per_channel - amount) < 4 * math.sqrt(amount * (1 - amount) / (3 * n))
     salt = (out == 1).double().mean().item()
     assert abs(salt - amount / 2) < 4 * math.sqrt(amount / 2 / (3 * n))
+
+
+# ------------------------------------------------------------------------------------ table Poisson sampler
+@pytest.mark.parametrize("mean", [0, 1, 7, 30, 60, 130])
+def test_poisson_alias_tables_reproduce_the_pmf(mean: int) -> None:
+    """Walker tables: column j keeps threshold[j] / K of its own mass and gives the rest to alias[j]."""
+    thr, alias, offset, columns = F._poisson_tables(mean + 1, torch.device("cpu"))
+    o, c = int(offset[mean]), int(columns[mean])
+    t, a = thr[o : o + c].double(), alias[o : o + c].long()
+    pmf = t / c
+    pmf.index_add_(0, a, (1.0 - t) / c)
+    k = torch.arange(c, dtype=torch.float64)
+    exact = torch.exp(torch.xlogy(k, torch.tensor(float(mean))) - mean - torch.lgamma(k + 1.0))
+    assert float((pmf - exact).abs().max()) < 1e-8  # float32 thresholds: ~2**-24 / K per column
+    assert float(exact[c:].sum() if c < len(exact) else 0.0) == 0.0 and c > mean + 10 * math.sqrt(mean)
+
+
+@pytest.mark.parametrize("mean,lam", [(0.3, 60.0), (3.7, 60.0), (12.0, 60.0), (59.5, 500.0), (150.25, 500.0)])
+def test_table_sampler_is_poisson(mean: float, lam: float) -> None:
+    """Counts of a constant image follow Poisson(mean): moments and a chi-square goodness of fit."""
+    x = torch.full((2, 3, 128, 128), mean / lam, dtype=torch.float64)
+    ratio = F.poisson_table_sample(x, torch.full((2,), lam), torch.tensor([11, 12]), clip=False)
+    k = torch.round(ratio * lam).long().view(-1)
+    n = k.numel()
+    assert abs(float(k.double().mean()) - mean) < 5 * math.sqrt(mean / n) + 1e-12
+    assert abs(float(k.double().var()) / mean - 1.0) < 5 * math.sqrt(2.0 / n) + 0.01
+    kk = torch.arange(int(mean + 12 * math.sqrt(mean) + 20), dtype=torch.float64)
+    expected = torch.exp(torch.xlogy(kk, torch.tensor(mean)) - mean - torch.lgamma(kk + 1.0)) * n
+    counts = torch.bincount(k, minlength=kk.numel())[: kk.numel()].double()
+    keep = expected > 5
+    chi2 = float(((counts - expected) ** 2 / expected)[keep].sum())
+    dof = int(keep.sum()) - 1
+    assert chi2 < dof + 6 * math.sqrt(2 * dof), (chi2, dof)  # ~4 sigma of the chi-square law
+
+
+def test_shot_noise_routes_large_lam_per_sample() -> None:
+    """Samples above POISSON_TABLE_MAX use the general sampler; the routing never depends on the batch."""
+    x = to_tensor(photo_at("chelsea", 16)).repeat(2, 1, 1, 1)
+    lam = torch.tensor([60.0, 2.0 * F.POISSON_TABLE_MAX])
+    seed = torch.tensor([3, 4])
+    both = F.shot_noise(x, lam, seed)
+    assert torch.equal(both[:1], F.shot_noise(x[:1], lam[:1], seed[:1]))
+    assert torch.equal(both[1:], F.shot_noise(x[1:], lam[1:], seed[1:]))
+    l64 = lam[1].double()
+    general = F.poisson(F._snap8(x[1:]) * l64, seed[1:]).div(l64).clamp(0, 1).float()
+    assert torch.equal(both[1:], general)
+
+
+def test_table_sampler_fused_matches_eager() -> None:
+    from robust_train import fusion
+
+    x = to_tensor(photo_at("rocket", 24)).repeat(3, 1, 1, 1)[:, :, :, :23]  # odd element count: vector tails
+    lam, seed = torch.tensor([60.0, 12.0, 3.0]), torch.tensor([5, 6, 7])
+    with fusion("off"):
+        eager = F.poisson_table_sample(x, lam, seed, clip=False)
+    with fusion("on"):
+        fused = F.poisson_table_sample(x, lam, seed, clip=False)
+    assert torch.equal(torch.round(eager * lam.view(-1, 1, 1, 1)), torch.round(fused * lam.view(-1, 1, 1, 1)))
+
+
+def test_hash_expressions_match_the_blocked_fields() -> None:
+    """The pure hash/uniform/normal expressions used by fused kernels give the blocked fields' values."""
+    from robust_train import fusion
+    from robust_train.functional._fused import fused
+
+    seed = torch.tensor([1, -5, 2**40])
+    shape = (3, 7, 9)  # odd element count
+    stream = _rng.stream_id("demo")
+    keys = torch.cat(_rng._normal_keys(seed, stream, torch.device("cpu")), dim=1)
+    n = math.prod(shape)
+
+    @fused
+    def normals(k: torch.Tensor) -> torch.Tensor:
+        return _rng.normal_expr(k, n, torch.float32)
+
+    ref = _rng.field_normal(seed, shape, stream).view(3, -1)
+    for mode in ("off", "on"):
+        with fusion(mode):
+            torch.testing.assert_close(normals(keys), ref, atol=2e-6, rtol=0)
+    k1, k2 = _rng._keys(seed, stream)
+    c = torch.arange(n, dtype=torch.int32).view(1, -1)
+    h = _rng.hash_expr(k1.view(-1, 1), k2.view(-1, 1), c)
+    assert torch.equal(h, _rng.hash32(seed, c, stream))
+    assert torch.equal(_rng.unit_expr(h, torch.float32).view(3, *shape), _rng.field_uniform(seed, shape, stream))
