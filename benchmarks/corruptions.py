@@ -45,7 +45,8 @@ REGIMES = {
     "ours": (
         "robust_train corruption module on a float32 (B, 3, H, W) batch in [0, 1] with N torch threads, preset "
         "auto (imagenet at 224, cifar at 32), 8-bit truncation on, parameter sampling inside the timed region; "
-        "per-image time = median batch time / B"
+        "per-image time = median batch time / B; fused kernels per --fusion (default on: TorchInductor-compiled, "
+        "compiled during the untimed warm-up calls)"
     ),
 }
 
@@ -119,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("fixed", "default", "inherit"),
         default="fixed",
         help="glibc malloc settings for the run (default fixed; see benchmarks/README.md)",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=("on", "off", "auto"),
+        default="on",
+        help="robust_train fusion mode (fused kernels compiled by TorchInductor; default on, compile time excluded)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of our parameter generator and the reference's RNG")
     p.add_argument("--out", default=str(common.RESULTS_DIR), help="output directory (default benchmarks/results)")
@@ -203,6 +210,7 @@ def time_ours(name: str, severity: int, size: int, batch: int, args: argparse.Na
     op = _make_op(name, severity, args.seed, args.device)
     res = common.time_call(
         lambda: op(x),
+        warmup=2,  # the first call compiles fused kernels (fusion on), the second settles the allocator
         threads=args.threads,
         min_run_time=args.min_run_time,
         label="corruptions",
@@ -215,14 +223,19 @@ def time_ours(name: str, severity: int, size: int, batch: int, args: argparse.Na
     return res
 
 
-def memory_setup_ours(name: str, severity: int, size: int, batch: int, threads: int, seed: int = 0) -> Any:
-    """Set-up for :func:`common.peak_memory_subprocess`: build the batch and module, warm up on one image."""
+def memory_setup_ours(
+    name: str, severity: int, size: int, batch: int, threads: int, seed: int = 0, fusion: str = "on"
+) -> Any:
+    """Set-up for :func:`common.peak_memory_subprocess`: build the batch and module, warm up (compiles with fusion)."""
     import torch
 
+    import robust_train
+
     torch.set_num_threads(int(threads))
+    robust_train.set_fusion(fusion)
     x = build_batch(int(size), int(batch), "cpu")
     op = _make_op(name, int(severity), int(seed), "cpu")
-    op(x[:1])
+    op(x)
     return lambda: op(x)
 
 
@@ -230,11 +243,19 @@ def memory_ours(name: str, severity: int, size: int, batch: int, args: argparse.
     if str(args.device).startswith("cuda"):
         x = build_batch(size, batch, args.device)
         op = _make_op(name, severity, args.seed, args.device)
-        op(x[:1])
+        op(x)  # warm-up on the full batch (compiles fused kernels with fusion on)
         return common.cuda_peak_memory(lambda: op(x), args.device)
     return common.peak_memory_subprocess(
         "benchmarks.corruptions:memory_setup_ours",
-        {"name": name, "severity": severity, "size": size, "batch": batch, "threads": args.threads, "seed": args.seed},
+        {
+            "name": name,
+            "severity": severity,
+            "size": size,
+            "batch": batch,
+            "threads": args.threads,
+            "seed": args.seed,
+            "fusion": args.fusion,
+        },
     )
 
 
@@ -379,7 +400,7 @@ def render_markdown(
         f"- torch {metadata['torch']} (CUDA {metadata['cuda']}), device {metadata['device']}"
         f"{', GPU ' + metadata['gpu_name'] if metadata['gpu_name'] else ''}",
         f"- CPU {metadata['cpu_model']}, {metadata['cpu_cores']} cores; torch threads {metadata['torch_threads']}, "
-        f"reference pool {args.processes} processes x 1 thread",
+        f"reference pool {args.processes} processes x 1 thread; robust_train fusion `{metadata.get('fusion', '?')}`",
         f"- allocator `{alloc['mode']}` ({alloc['libc']}): {env}; 64 MiB malloc via mmap: "
         f"{alloc['malloc_64MiB_uses_mmap']}",
         f"- 1/5/15-min load average at start {_loads(metadata.get('loadavg_start'))}, at end "
@@ -532,7 +553,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if str(args.device).startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: CUDA is not available on this machine")
+    import robust_train
+
     torch.set_num_threads(args.threads)
+    robust_train.set_fusion(args.fusion)
     names = resolve_names(args.names, args.quick)
     if not names:
         raise SystemExit("no corruption to benchmark (none registered yet?)")
@@ -555,6 +579,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         memory=args.memory,
         reference=args.reference,
         seed=args.seed,
+        fusion=args.fusion,
         quick=args.quick,
         regimes=REGIMES,
         goals=GOALS,
