@@ -547,6 +547,87 @@ def _upscale(t: Tensor, h_up: Tensor, w_up: Tensor, sides: Tensor, h: int, w: in
     return _take(_take(t, w_up, -1), h_up, -2)
 
 
+_FAST_TAPS = 8  # the fast path handles windows of up to this many taps (count < 128 keeps the float rounding exact)
+
+
+@functools.lru_cache(maxsize=64)
+def _row_plan_cpu(n: int, m: int, work: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One pass n -> m composed with the nearest upscale m -> n, per *output* line ``i`` (intermediate ``up[i]``).
+
+    Returns ``(idx, mask, bias, count)``: (T, n) int64 source lines ``start + t`` (clamped) and 0/1 masks
+    ``t < count`` for the T taps, and (n,) bias and count of the rounding ``floor((sum + bias) / count)``.
+    """
+    start, stop, count, bias, _, up = (t[0] for t in _axis_plan_cpu(n, (m,)))
+    s0, c0 = start[up], (stop - start)[up]
+    taps = int(c0.max())
+    idx = torch.stack([(s0 + t).clamp(max=n - 1) for t in range(taps)])
+    mask = torch.stack([c0 > t for t in range(taps)]).to(work)
+    return idx, mask, bias[up].to(work), count[up].to(work)
+
+
+@functools.lru_cache(maxsize=64)
+def _col_plan_cpu(n: int, m: int, work: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One pass n -> m per *intermediate* line ``j``, and the nearest upscale source of each of the n lines.
+
+    Returns ``(idx, mask, bias, count, up)``: (T, m) source lines ``start + t`` (clamped) and 0/1 masks, (m,) bias and
+    count of the rounding, (n,) int64 upscale sources.
+    """
+    start, stop, count, bias, _, up = (t[0] for t in _axis_plan_cpu(n, (m,)))
+    taps = int((stop - start).max())
+    idx = torch.stack([(start + t).clamp(max=n - 1) for t in range(taps)])
+    mask = torch.stack([(stop - start) > t for t in range(taps)]).to(work)
+    return idx, mask, bias.to(work), count.to(work), up
+
+
+@fused
+def _box_cols(x: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tensor, *, taps: int) -> Tensor:
+    """Rounding to 8 bit and the exact BOX pass along columns: (B, C, H, W) float -> (B, C, H, M) integer values.
+
+    ``out[..., j] = floor((sum_t round(clip(255 x, 0, 255))[..., idx[t, j]] * mask[t, j] + bias[j]) / count[j])``.
+    """
+    u = (x * 255.0).clamp(0.0, 255.0).round()
+    acc = u[..., idx[0]] * mask[0]
+    for t in range(1, taps):
+        acc = acc + u[..., idx[t]] * mask[t]
+    return torch.floor((acc + bias) / count)
+
+
+@fused
+def _box_rows_up(v: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tensor, *, taps: int) -> Tensor:
+    """The exact BOX pass along rows composed with the nearest row upscale: (B, C, H, M) -> (B, C, H, M).
+
+    ``out[..., i, :] = floor((sum_t v[..., idx[t, i], :] * mask[t, i] + bias[i]) / count[i])`` (``idx`` etc. from
+    :func:`_row_plan_cpu`, one entry per *output* row); whole rows are gathered, so loads stay contiguous.
+    """
+    acc = v[:, :, idx[0], :] * mask[0].view(-1, 1)
+    for t in range(1, taps):
+        acc = acc + v[:, :, idx[t], :] * mask[t].view(-1, 1)
+    return torch.floor((acc + bias.view(-1, 1)) / count.view(-1, 1))
+
+
+@fused
+def _upscale_cols(v: Tensor, up: Tensor) -> Tensor:
+    """Nearest column upscale and the back-scaling to [0, 1]: ``v[..., up] / 255``."""
+    return v[..., up] / 255.0
+
+
+def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype) -> Tensor | None:
+    """Pixelate when every sample has the same intermediate size (the usual case); ``None`` if windows are long.
+
+    Same arithmetic as the general path in three fused kernels: rounding + width pass (column gathers at the
+    intermediate width), height pass composed with the row upscale (whole-row gathers), column upscale.
+    """
+    h, w = x.shape[-2:]
+    pw, ph = _col_plan_cpu(w, mw, work), _row_plan_cpu(h, mh, work)
+    taps_w, taps_h = pw[0].shape[0], ph[0].shape[0]
+    if max(taps_w, taps_h) > _FAST_TAPS:
+        return None
+    pw, ph = [t.to(x.device) for t in pw], [t.to(x.device) for t in ph]
+    cols = _box_cols(x.to(work), *pw[:4], taps=taps_w)  # (B, C, H, Mw)
+    rows = _box_rows_up(cols, *ph, taps=taps_h)  # (B, C, H, Mw)
+    return _upscale_cols(rows, pw[4]).to(x.dtype)
+
+
 def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
     """Pixelate: PIL ``BOX`` resize to ``int(S * c)`` and back (spec 2.17, H6), exact 8-bit model.
 
@@ -583,9 +664,13 @@ def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
     if bool(((fac <= 0) | (fac > 1)).any()):
         raise ValueError(f"factor: expected values in (0, 1], got {fac.tolist()}")
     sizes = pixelate_sizes(h, w, fac)
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32  # window sums of 8-bit ints are exact
+    if not _needs_grad(x) and bool((sizes == sizes[0]).all()):
+        out = _pixelate_uniform(x.detach(), int(sizes[0, 0]), int(sizes[0, 1]), work)
+        if out is not None:
+            return out
     h0, h1, hn, hb, hk, hup = _axis_plan(h, sizes[:, 0].tolist(), x.device)
     w0, w1, wn, wb, wk, wup = _axis_plan(w, sizes[:, 1].tolist(), x.device)
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32  # window sums of 8-bit ints are exact
     u = x.detach().to(work).mul(255.0).clamp_(0.0, 255.0).round_()
     t = _round_pass(_window_sums(u, w0, w1, -1), wn.view(b, 1, 1, -1), wb.view(b, 1, 1, -1), wk.view(b, 1, 1, -1))
     t = _round_pass(_window_sums(t, h0, h1, -2), hn.view(b, 1, -1, 1), hb.view(b, 1, -1, 1), hk.view(b, 1, -1, 1))
