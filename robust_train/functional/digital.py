@@ -32,7 +32,7 @@ from ._checks import check_batch_param, check_image, check_shape
 from ._common import eager_only
 from ._fused import fused
 from ._rng import field_uniform, stream_id
-from .color import hsv_to_rgb, rgb_to_hsv
+from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, gaussian_kernel1d
 
 __all__ = [
@@ -102,7 +102,14 @@ def contrast(x: Tensor, factor: Tensor | float) -> Tensor:
     """
     check_image(x, check_values=False)
     c = _per_sample(factor, x, "factor")
-    means = x.mean(dim=(-2, -1), keepdim=True)
+    # The means stay in ATen (its cascade summation): a compiled reduction sums less accurately, and with small
+    # factors the output is almost the mean itself, so a whole channel could move by one 8-bit level.
+    return _contrast_kernel(x, x.mean(dim=(-2, -1), keepdim=True), c)
+
+
+@fused
+def _contrast_kernel(x: Tensor, means: Tensor, c: Tensor) -> Tensor:
+    """``clip((x - mean) * c + mean, 0, 1)``: one pass when fused."""
     return ((x - means) * c + means).clamp(0.0, 1.0)
 
 
@@ -135,10 +142,19 @@ def saturate(x: Tensor, multiplier: Tensor | float, offset: Tensor | float) -> T
     o = _per_sample(offset, x, "offset")
     if bool((m < 0).any()):
         raise ValueError(f"multiplier: expected values >= 0, got {m.flatten().tolist()}")
-    hsv = rgb_to_hsv(x)
-    s = (hsv[:, 1:2] * m + o).clamp(0.0, 1.0)
-    out = hsv_to_rgb(torch.cat((hsv[:, 0:1], s, hsv[:, 2:3]), dim=1))
-    return out.clamp(0.0, 1.0)
+    return _saturate_kernel(x, m, o)
+
+
+@fused
+def _saturate_kernel(x: Tensor, m: Tensor, o: Tensor) -> Tensor:
+    """scikit-image HSV round trip with ``S <- clip(S m + o, 0, 1)`` and the final clip: one pass when fused.
+
+    Exactly :func:`~robust_train.functional.color.rgb_to_hsv` / :func:`~robust_train.functional.color.hsv_to_rgb`
+    per pixel (the same plane functions), without stacking the HSV planes in between.
+    """
+    h, s, v = rgb_to_hsv_planes(x[:, 0:1], x[:, 1:2], x[:, 2:3])
+    r, g, b = hsv_to_rgb_planes(h, (s * m + o).clamp(0.0, 1.0), v)
+    return torch.cat((r, g, b), dim=1).clamp(0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------- JPEG
