@@ -26,7 +26,8 @@ from torch import Tensor
 
 from ._checks import check_batch_param, check_shape
 from ._common import straight_through, truncate_uint8
-from ._rng import MASK32, field_uniform, stream_id
+from ._fused import fused
+from ._rng import _M1, _M2, MASK32, _i32, _keys, _srl, field_uniform, stream_id
 from .filters import gaussian_filter2d, pad2d, separable_filter2d
 
 __all__ = [
@@ -328,9 +329,12 @@ def _zoom_same(x: Tensor, z: float) -> Tensor:
     top_w, ch_w, o_w, trim_w = _zoom_geometry(w, z)
     if (ch_h, o_h, ch_w, o_w) == (h, h, w, w):
         return x.clone()
+    b, c = x.shape[:2]
     crop = x[..., top_h : top_h + ch_h, top_w : top_w + ch_w]
-    zoomed = F.interpolate(crop, size=(o_h, o_w), mode="bilinear", align_corners=True)
-    return zoomed[..., trim_h : trim_h + h, trim_w : trim_w + w]
+    # all planes as the channels of one image: ATen's CPU kernel then vectorises across planes (1.7x faster than
+    # (B, C) batches; same formula, last-bit rounding apart)
+    zoomed = F.interpolate(crop.reshape(1, b * c, ch_h, ch_w), size=(o_h, o_w), mode="bilinear", align_corners=True)
+    return zoomed.view(b, c, o_h, o_w)[..., trim_h : trim_h + h, trim_w : trim_w + w]
 
 
 def clipped_zoom(x: Tensor, zoom: Tensor | float) -> Tensor:
@@ -718,6 +722,67 @@ def glass_shuffle_index(dx: Tensor, dy: Tensor, max_delta: Tensor | int) -> Tens
     return q.gather(1, root)
 
 
+def _mix32_pure(x: Tensor) -> Tensor:
+    """``_rng.mix32`` (lowbias32 on int32 bit patterns, wrapping multiply) as a pure expression for fused kernels."""
+    x = x ^ _srl(x, 16)
+    x = x * _i32(_M1)
+    x = x ^ _srl(x, 15)
+    x = x * _i32(_M2)
+    return x ^ _srl(x, 16)
+
+
+@fused
+def _glass_links(k1: Tensor, k2: Tensor, d: Tensor, *, height: int, width: int) -> tuple[Tensor, Tensor]:
+    """One glass pass's source pointers, fused: hash -> displacements -> ``(q, root)`` of :func:`glass_shuffle_index`.
+
+    Exactly :func:`glass_displacements` followed by the set-up of :func:`glass_shuffle_index` (before pointer
+    doubling) in one loop over the pixels: the uniform of counter ``p`` (``dx``) and ``H * W + p`` (``dy``) is
+    ``field_uniform``'s float32 value of ``mix32(mix32(c ^ k1) + k2)``; ``region[q]`` is evaluated from ``q``'s
+    coordinates instead of a gather. Integer maths is exact and the float steps are the same operations in the same
+    order, so compiled and eager agree bit for bit (tested).
+
+    Args:
+        k1: (B, 1) int32 first hash key of the pass's stream (``_rng._keys``).
+        k2: (B, 1) int32 second key.
+        d: (B, 1) int64 maximum displacement (>= 1).
+        height: H.
+        width: W.
+
+    Returns:
+        ``(q, root)``: (B, H * W) int64 source pixel of each visited pixel (itself elsewhere) and the initial
+        pointer (``q`` where the source is visited earlier in the scan, else the pixel itself).
+    """
+    n = height * width
+    p = torch.arange(n, device=k1.device).view(1, n)
+    us = []
+    for off in (0, n):  # dx then dy: counters p and n + p of the (2, H, W) field
+        hsh = _mix32_pure(_mix32_pure((p + off).to(torch.int32) ^ k1) + k2)
+        u = (_srl(hsh, 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+        us.append(u.clamp(max=1.0 - 2.0**-24))
+    span = (2 * d).to(torch.float64)
+    dx = torch.minimum(torch.floor(us[0].to(torch.float64) * span), span - 1).to(torch.int64) - d
+    dy = torch.minimum(torch.floor(us[1].to(torch.float64) * span), span - 1).to(torch.int64) - d
+    hh = torch.div(p, width, rounding_mode="floor")
+    ww = p - hh * width
+    region = (hh >= d + 1) & (hh <= height - d) & (ww >= d + 1) & (ww <= width - d)
+    qh = hh + dy
+    qw = ww + dx
+    q = torch.where(region, qh * width + qw, p)
+    q_region = (qh >= d + 1) & (qh <= height - d) & (qw >= d + 1) & (qw <= width - d)
+    root = torch.where(region & q_region & (q > p), q, p)
+    return q, root
+
+
+def _follow_pointers(root: Tensor) -> Tensor:
+    """Pointer doubling: ``root <- root[root]`` until it stops changing (at most log2(n) + 1 steps)."""
+    for _ in range(max(1, math.ceil(math.log2(max(2, root.shape[-1])))) + 1):
+        nxt = root.gather(1, root)
+        if torch.equal(nxt, root):
+            break
+        root = nxt
+    return root
+
+
 def glass_blur(
     x: Tensor,
     sigma: Tensor | float,
@@ -731,7 +796,9 @@ def glass_blur(
     1. ``truncate_uint8(gaussian(x, sigma))`` (H1, edge replicate; straight-through gradient for the truncation).
     2. ``iterations`` passes of :func:`glass_shuffle_index` with displacements from :func:`glass_displacements`
        (exact sequential semantics: copy-not-swap, ``[-d, d - 1]`` range, reverse raster order, untouched borders).
-       The passes compose into one gather of the step-1 image.
+       The passes compose into one gather of the step-1 image. Each pass's hash, displacements and pointer set-up
+       run as one fused kernel (:func:`_glass_links`, bit-identical to the two public functions), then pointer
+       doubling (a few gathers).
     3. ``clip(gaussian(., sigma), 0, 1)``.
 
     Gradient: exact through the Gaussians; the pixel copying is a gather, whose own gradient (scatter-add to the
@@ -761,15 +828,24 @@ def glass_blur(
     it = _per_sample(iterations, b, "iterations", device=x.device)
     if (it < 0).any() or (it != torch.round(it)).any():
         raise ValueError(f"iterations: expected integers >= 0, got {it.tolist()}")
+    if (d < 1).any() or (d != torch.round(d)).any():
+        raise ValueError(f"max_delta: expected integers >= 1, got {d.tolist()}")
+    if seed.is_floating_point() or seed.is_complex():
+        raise TypeError(f"seed: expected an integer tensor, got dtype {seed.dtype}")
     y = truncate_uint8(_gaussian_nearest(x, sig))
-    seed = seed.to(x.device)
-    ident = torch.arange(h * w, device=x.device).view(1, -1).expand(b, -1)
-    index = ident
-    for k in range(int(it.max()) if it.numel() else 0):
-        dx, dy = glass_displacements(seed, d, h, w, k, stream)
-        step = glass_shuffle_index(dx, dy, d)
-        step = torch.where((it > k).view(-1, 1), step, ident)
-        index = index.gather(1, step)
-    if not torch.equal(index, ident):
+    seed_cpu = seed.detach().to("cpu", torch.int64)
+    d_long = d.to(torch.int64).view(-1, 1)
+    it_cpu = it.cpu()
+    index: Tensor | None = None
+    for k in range(int(it_cpu.max()) if it_cpu.numel() else 0):
+        k1, k2 = _keys(seed_cpu, (int(stream) + k * 0x9E3779B9) & MASK32)  # the stream of glass_displacements(k)
+        q, root = _glass_links(k1.to(x.device).view(-1, 1), k2.to(x.device).view(-1, 1), d_long, height=h, width=w)
+        step = q.gather(1, _follow_pointers(root))
+        active = it_cpu > k
+        if not bool(active.all()):
+            ident = torch.arange(h * w, device=x.device).view(1, -1)
+            step = torch.where(active.to(x.device).view(-1, 1), step, ident)
+        index = step if index is None else index.gather(1, step)
+    if index is not None:
         y = y.reshape(b, c, h * w).gather(2, index.unsqueeze(1).expand(b, c, h * w)).view(b, c, h, w)
     return _gaussian_nearest(y, sig).clamp(0.0, 1.0)
