@@ -25,6 +25,7 @@ from torch import Tensor
 from ._assets import frost_stack
 from ._checks import check_batch_param, check_image, check_shape
 from ._common import eager_only, straight_through, truncate_uint8
+from ._fused import fused, fusion_enabled
 from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
 from .color import hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
@@ -130,6 +131,19 @@ def _st(x: Tensor, y: Tensor) -> Tensor:
     return straight_through(x, y) if x.requires_grad else y
 
 
+def _fusable(x: Tensor) -> bool:
+    """Whether the fused exact 8-bit paths apply: fusion is on for ``x``'s device and no gradient is recorded."""
+    return fusion_enabled(x.device) and not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _to_levels(v255: Tensor, dtype: torch.dtype) -> Tensor:
+    """``floor(v255) / 255`` computed in float32 (as :func:`_exact_uint8` does), returned in ``dtype``.
+
+    ``v255`` must already be clipped to [0, 255].
+    """
+    return (torch.floor(v255).to(torch.float32) / 255.0).to(dtype)
+
+
 #: Half-width (in 8-bit levels) of the band around integers inside which a float32 result is recomputed in float64.
 _TIE_BAND = 2e-3
 
@@ -223,6 +237,8 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
         v = (v + cv).clamp(0.0, 1.0)
         return torch.stack(hsv_to_rgb_planes(h, s, v), 1).clamp(0.0, 1.0)
 
+    if quantize and _fusable(x):
+        return _brightness_exact(x, c.view(-1, 1, 1))
     out = core(xc, c.to(xc.dtype).view(-1, 1, 1))
     if not quantize:
         return out
@@ -234,6 +250,17 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
         return res[0, :, :, 0].gather(0, ch.view(1, -1))[0] * 255.0
 
     return _exact_uint8(out * 255.0, refine, out).to(x.dtype)
+
+
+@fused
+def _brightness_exact(x: Tensor, c: Tensor) -> Tensor:
+    """Quantised :func:`brightness` in the original's float64 arithmetic on the 8-bit grid, truncated (no ties left).
+
+    One fused pass when compiled (the HSV round trip, clip and truncation of every pixel); ``c`` is (B, 1, 1) float64.
+    """
+    h, s, v = rgb_to_hsv_planes(*(_snap8(x) / 255.0).unbind(1))
+    v = (v + c).clamp(0.0, 1.0)
+    return _to_levels(torch.stack(hsv_to_rgb_planes(h, s, v), 1).clamp(0.0, 1.0) * 255.0, x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- fog
@@ -291,8 +318,18 @@ def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
     if (decay <= 0).any():
         raise ValueError(f"wibbledecay: expected values > 0, got {decay.tolist()}")
     u = uniform.to(torch.float64)
+    if not fusion_enabled(u.device):
+        return _plasma_scatter(u, decay.view(b, 1, 1))
+    if not torch.compiler.is_compiling():  # the level loop unrolls per map side: never trace a symbolic side
+        torch._dynamo.mark_static(u, 1)
+        torch._dynamo.mark_static(u, 2)
+    return _plasma_fused(u, decay.view(b, 1, 1))
+
+
+def _plasma_scatter(u: Tensor, dec: Tensor) -> Tensor:
+    """Eager diamond-square levels on (B, M, M) float64 uniforms, decay (B, 1, 1): strided writes into one grid."""
+    b, m, _ = u.shape
     wib = torch.full((b, 1, 1), 100.0, dtype=torch.float64, device=u.device)
-    dec = decay.view(b, 1, 1)
     grid = torch.zeros(b, m, m, dtype=torch.float64, device=u.device)
     step = m
     while step >= 2:
@@ -311,6 +348,41 @@ def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
         wib = wib / dec
     grid = grid - grid.amin(dim=(1, 2), keepdim=True)
     return grid / grid.amax(dim=(1, 2), keepdim=True)
+
+
+@fused
+def _plasma_fused(u: Tensor, dec: Tensor) -> Tensor:
+    """:func:`_plasma_scatter` written for Inductor: the same operations in the same order (bit for bit).
+
+    Built coarse to fine without strided writes (which Inductor turns into full copies of the grid): the corner
+    lattice at step ``s`` is (B, n, n); a level computes the centres ``d`` and edge midpoints ``e1`` (corner row,
+    centre column), ``e2`` (centre row, corner column) and interleaves the four planes into the (B, 2n, 2n) lattice
+    of step ``s / 2``; wrapping neighbours are ``torch.roll`` (index arithmetic, no copies, when compiled).
+    """
+    b, m, _ = u.shape
+    wib = torch.full((b, 1, 1), 100.0, dtype=torch.float64, device=u.device)
+    c = torch.zeros((b, 1, 1), dtype=torch.float64, device=u.device)
+    step = m
+    while step >= 2:
+        half = step // 2
+        n = m // step
+        span = 2.0 * wib
+        sq = c + torch.roll(c, -1, 1)
+        sq = sq + torch.roll(sq, -1, 2)
+        d = sq / 4 + wib * (-wib + span * u[:, half::step, half::step])
+        e1 = ((d + torch.roll(d, 1, 1)) + (c + torch.roll(c, -1, 2))) / 4 + wib * (
+            -wib + span * u[:, ::step, half::step]
+        )
+        e2 = ((d + torch.roll(d, 1, 2)) + (c + torch.roll(c, -1, 1))) / 4 + wib * (
+            -wib + span * u[:, half::step, ::step]
+        )
+        top = torch.stack((c, e1), -1).reshape(b, n, 2 * n)  # corner rows: corner, edge, corner, ...
+        bottom = torch.stack((e2, d), -1).reshape(b, n, 2 * n)  # centre rows: edge, centre, edge, ...
+        c = torch.stack((top, bottom), 2).reshape(b, 2 * n, 2 * n)
+        step //= 2
+        wib = wib / dec
+    c = c - c.amin(dim=(1, 2), keepdim=True)
+    return c / c.amax(dim=(1, 2), keepdim=True)
 
 
 def fog(
@@ -362,6 +434,8 @@ def fog(
     if not quantize:
         return ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
     m64 = _snap8(mx.view(b)) / 255.0  # the original's max of its float64 image
+    if _fusable(x):
+        return _fog_exact(x, c.view(b, 1, 1, 1), m64.view(b, 1, 1, 1), plasma[:, None, :h, :w])
 
     def refine(idx: Tensor) -> Tensor:
         bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
@@ -371,6 +445,16 @@ def fog(
 
     fast = torch.addcmul(xc, cc, fmap).mul_(mx * 255.0 / (mx + cc))  # within 1e-3 levels of the original
     return _exact_uint8(fast, refine, lambda: ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)).to(x.dtype)
+
+
+@fused
+def _fog_exact(x: Tensor, c: Tensor, m: Tensor, fmap: Tensor) -> Tensor:
+    """Quantised :func:`fog` in the original's float64 arithmetic, truncated: one fused pass when compiled.
+
+    ``c``, ``m``: (B, 1, 1, 1) float64 strength and image maximum (8-bit grid); ``fmap``: (B, 1, H, W) float64 plasma.
+    """
+    xv = _snap8(x) / 255.0
+    return _to_levels(((xv + c * fmap) * m / (m + c)).clamp(0.0, 1.0) * 255.0, x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- frost
@@ -472,6 +556,8 @@ def frost(
     dev = x.device
     rows = (t0.to(dev).view(b, 1) + torch.arange(h, device=dev).view(1, h)).view(b, h, 1)
     cols = (l0.to(dev).view(b, 1) + torch.arange(w, device=dev).view(1, w)).view(b, 1, w)
+    if quantize and _fusable(x):
+        return _frost_exact(x, a.view(b, 1, 1, 1), fw.view(b, 1, 1, 1), stack, idx.to(dev).view(b, 1, 1), rows, cols)
     crop = stack[idx.to(dev).view(b, 1, 1), :, rows, cols]  # (B, H, W, 3) uint8
     xc = x.to(torch.float32) if quantize else x
     tex = crop.permute(0, 3, 1, 2)
@@ -484,6 +570,17 @@ def frost(
         return a[bi] * _snap8(x[bi, ch, yi, xi]) + fw[bi] * tex[bi, ch, yi, xi].to(torch.float64)
 
     return _exact_uint8(v255, refine, lambda: v255.clamp(0.0, 255.0) / 255.0).to(x.dtype)
+
+
+@fused
+def _frost_exact(x: Tensor, a: Tensor, fw: Tensor, stack: Tensor, idx: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """Quantised :func:`frost`: texture gather, ``clip(a k + b f, 0, 255)`` in float64 and truncation in one pass.
+
+    ``a``, ``fw``: (B, 1, 1, 1) float64 weights; ``stack``: (N, H_f, W_f, 3) uint8 textures; ``idx`` (B, 1, 1),
+    ``rows`` (B, H, 1), ``cols`` (B, 1, W) int64 gather indices.
+    """
+    tex = stack[idx, :, rows, cols].permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
+    return _to_levels((a * _snap8(x) + fw * tex.to(torch.float64)).clamp(0.0, 255.0), x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- OpenCV blocks

@@ -757,3 +757,35 @@ def test_functional_bad_arguments() -> None:
         W.snow(x, 0.1, 0.2, 1.0, 0.6, 8.0, 3.0, 1.5, -90.0, torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="shape"):
         W.canny(torch.zeros(2, 3, 4, 4), 50, 150)
+
+
+# ================================================================================================ fused exact paths
+# With fusion on, the quantised ops run fused float64 kernels (no float32 fast path, no tie refinement): the same
+# reference-parity checks must hold bit for bit with those kernels.
+@pytest.fixture
+def fused_on():
+    from robust_train import fusion
+
+    with fusion("on"):
+        yield
+
+
+@pytest.mark.parametrize("size,decay", [(32, 1.75), (256, 1.4)])
+def test_plasma_fused_bit_exact_vs_numpy(fused_on: None, size: int, decay: float) -> None:
+    u = field_uniform(torch.tensor([5, 6]), (size, size), 17, dtype=torch.float64)
+    out = W.plasma_fractal(u, torch.tensor([decay, decay + 0.5], dtype=torch.float64))
+    for i in range(2):
+        np.testing.assert_array_equal(out[i].numpy(), _np_plasma(u[i].numpy(), decay + 0.5 * i))
+
+
+def test_fog_fused_bit_exact_given_uniforms(fused_on: None) -> None:
+    _check_fog("tinyimagenet", [1, 3, 5], PHOTOS)
+    _check_fog("imagenet", [2], PHOTOS[:1])
+
+
+def test_brightness_fused_bit_exact_vs_original(fused_on: None) -> None:
+    _check_brightness_224(2, PHOTOS[1:2])  # the case with many exact-integer ties
+
+
+def test_frost_fused_bit_exact_vs_original(fused_on: None) -> None:
+    _check_frost_224(PHOTOS[:1])
