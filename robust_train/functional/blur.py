@@ -291,6 +291,8 @@ def motion_blur(
     pad = need if pad is None else int(pad)
     xp = pad2d(xc, pad, "nearest") if pad > 0 else xc
     weights, rows, cols = k.tolist(), (dy + pad).tolist(), (dx + pad).tolist()
+    graph = xp.requires_grad and torch.is_grad_enabled()
+    out = None if graph else torch.empty_like(xc)  # no graph: accumulate straight into the output (no stack copy)
     planes = []
     for i in range(b):
         acc: Tensor | None = None
@@ -298,15 +300,28 @@ def motion_blur(
             if wt == 0.0:  # padding taps of shorter kernels
                 continue
             tap = xp[i, :, r0 : r0 + h, c0 : c0 + w]
-            acc = tap * wt if acc is None else acc.add_(tap, alpha=wt)
+            if acc is None:
+                acc = tap * wt if out is None else torch.mul(tap, wt, out=out[i])
+            else:
+                acc.add_(tap, alpha=wt)
         planes.append(acc)
-    out = torch.stack(planes)
+    if out is None:
+        out = torch.stack(planes)
     if quantize:
-        with torch.no_grad():
-            q16 = torch.floor(out * 65535.0 + 0.5).clamp(0.0, 65535.0)
-            q8 = torch.floor(q16 / 257.0) / 255.0
-        out = straight_through(out, q8)
+        if graph:
+            with torch.no_grad():
+                q8 = _q16_to_u8(out)
+            out = straight_through(out, q8)
+        else:
+            out = _q16_to_u8(out)
     return out.to(out_dtype)
+
+
+@fused
+def _q16_to_u8(x: Tensor) -> Tensor:
+    """ImageMagick Q16 round trip of a blurred value, in one pass: ``floor(clip(round(65535 x)) / 257) / 255``."""
+    q16 = torch.floor(x * 65535.0 + 0.5).clamp(0.0, 65535.0)
+    return torch.floor(q16 / 257.0) / 255.0
 
 
 # ----------------------------------------------------------------------------------------------- H4 clipped zoom
@@ -462,6 +477,12 @@ def zoom_blur(x: Tensor, factors: Tensor, weights: Tensor | None = None) -> Tens
         else:
             acc.addcmul_(wk.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1), zoomed)
     norm = (1.0 + wt.sum(1)).to(x.dtype).view(-1, 1, 1, 1)
+    return _average_clip(x, acc, norm)
+
+
+@fused
+def _average_clip(x: Tensor, acc: Tensor, norm: Tensor) -> Tensor:
+    """``clip((x + acc) / norm, 0, 1)`` in one pass (zoom blur's final average)."""
     return ((x + acc) / norm).clamp(0.0, 1.0)
 
 
