@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._checks import check_batch_param, check_image, check_shape
 from ._common import eager_only
-from ._fused import fused
+from ._fused import fused, fusion_enabled
 from ._rng import field_uniform, stream_id
 from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, gaussian_kernel1d
@@ -735,6 +735,53 @@ def _bilinear(img: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
     return out.to(img.dtype)
 
 
+def _tap_index(i: Tensor, n: int, mirror: bool) -> Tensor:
+    """Integer-valued float taps ``i`` folded into ``[0, n)`` as int64: reflect-101 (``mirror``) or half-sample
+    symmetric, any distance (float floor instead of an integer remainder, which does not vectorise)."""
+    p = 2 * (n - 1) if mirror else 2 * n
+    m = i - p * torch.floor(i * (1.0 / p))
+    m = m - p * (m >= p).to(m.dtype)  # guards the rounding of i / p just below an integer
+    return torch.minimum(m, p - m if mirror else p - 1 - m).to(torch.int64)
+
+
+def _bilinear_taps(img: Tensor, rows: Tensor, cols: Tensor, mirror: bool) -> Tensor:
+    """Bilinear sampling with the boundary applied to the four taps (the same values as :func:`_bilinear`).
+
+    ``img`` (B, C, H, W), ``rows``/``cols`` (B, H', W') float64 positions; float64 weights formed as
+    ``grid_sample`` forms them. Returns (B, C, H', W') float64.
+    """
+    b, c, h, w = img.shape
+    r0, c0 = torch.floor(rows), torch.floor(cols)
+    fr, fc = (rows - r0).unsqueeze(1), (cols - c0).unsqueeze(1)
+    ra, rb = _tap_index(r0, h, mirror) * w, _tap_index(r0 + 1, h, mirror) * w
+    ca, cb = _tap_index(c0, w, mirror), _tap_index(c0 + 1, w, mirror)
+    flat = img.reshape(b, c, h * w).to(torch.float64)
+    n = rows.shape[1] * rows.shape[2]
+
+    def tap(idx: Tensor) -> Tensor:
+        return flat.gather(2, idx.reshape(b, 1, n).expand(b, c, n)).view(b, c, *rows.shape[1:])
+
+    gr, gc = 1.0 - fr, 1.0 - fc
+    return tap(ra + ca) * (gc * gr) + tap(ra + cb) * (fc * gr) + tap(rb + ca) * (gc * fr) + tap(rb + cb) * (fc * fr)
+
+
+@fused
+def _elastic_warp_kernel(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """Step 1 (OpenCV ``warpAffine``, reflect-101) at float64 source positions, cast back to ``x``'s dtype."""
+    return _bilinear_taps(x, rows, cols, mirror=True).to(x.dtype)
+
+
+@fused
+def _elastic_displace_kernel(warped: Tensor, smooth: Tensor, alpha: Tensor) -> Tensor:
+    """Steps 2-3: float32 displacements ``alpha * smooth``, SciPy ``map_coordinates(order=1, mode='reflect')``, clip."""
+    b, _, h, w = warped.shape
+    disp = (smooth * alpha.view(-1, 1, 1, 1)).to(torch.float32).to(torch.float64)
+    ys = torch.arange(h, dtype=torch.float64, device=warped.device).view(1, -1, 1)
+    xs = torch.arange(w, dtype=torch.float64, device=warped.device).view(1, 1, -1)
+    out = _bilinear_taps(warped, ys + disp[:, 1], xs + disp[:, 0], mirror=False)
+    return out.to(warped.dtype).clamp(0.0, 1.0)
+
+
 def _affine_points(height: int, width: int) -> Tensor:
     """The original's source triangle as (3, 2) float32 ``(x, y)`` points (generalised to non-square images)."""
     cx, cy = float(width // 2), float(height // 2)
@@ -818,6 +865,38 @@ def _reflect_gaussian_matrix(kernel: Tensor, n: int) -> Tensor:
     return folded[:, torch.remainder(j - i, period)] + folded[:, torch.remainder(period - 1 - j - i, period)]
 
 
+@functools.lru_cache(maxsize=16)
+def _reflect_gaussian_matrix_cached(sigma: float, n: int, device: str) -> Tensor:
+    """:func:`_reflect_gaussian_matrix` of one float64 sigma as an (n, n) matrix, cached per (sigma, n, device)."""
+    kernel = gaussian_kernel1d(torch.tensor([sigma], dtype=torch.float64, device=device), truncate=3.0)
+    return _reflect_gaussian_matrix(kernel, n)[0]
+
+
+def _elastic_smooth(noise: Tensor, alpha: Tensor | float, sigma: Tensor | float) -> tuple[Tensor, Tensor]:
+    """``G_sigma(noise)`` in float64 and the (B,) float64 alpha (checked); see :func:`elastic_displacement`."""
+    check_shape(noise, "B 2 H W", "noise")
+    b, _, h, w = noise.shape
+    nz = noise.to(torch.float64)
+    sig = _vector(sigma, b, "sigma", torch.float64, nz.device)
+    alp = _vector(alpha, b, "alpha", torch.float64, nz.device)
+    if bool((sig < 0).any()) or bool((alp < 0).any()):
+        raise ValueError(f"alpha and sigma must be >= 0, got alpha={alp.tolist()}, sigma={sig.tolist()}")
+    radius = int(torch.floor(3.0 * sig.max() + 0.5))
+    if 2 * radius + 1 <= min(31, h, w):
+        smooth = gaussian_filter2d(nz, sig, truncate=3.0, mode="reflect")
+    else:
+        if bool((sig == sig[0]).all()):  # one sigma (the usual case): cached matrices, two plain matmuls
+            gh = _reflect_gaussian_matrix_cached(float(sig[0]), h, str(nz.device))
+            gw = gh if w == h else _reflect_gaussian_matrix_cached(float(sig[0]), w, str(nz.device))
+            smooth = torch.matmul(gh, nz @ gw.t())
+        else:
+            kernel = gaussian_kernel1d(sig, truncate=3.0)
+            gh = _reflect_gaussian_matrix(kernel, h).unsqueeze(1)
+            gw = _reflect_gaussian_matrix(kernel, w).unsqueeze(1)
+            smooth = gh @ nz @ gw.transpose(-1, -2)
+    return smooth, alp
+
+
 def elastic_displacement(noise: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
     """Smoothed displacement fields ``alpha * G_sigma(noise)`` cast to float32 (spec 2.18 step 2).
 
@@ -837,21 +916,7 @@ def elastic_displacement(noise: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
         >>> elastic_displacement(noise, torch.tensor([1.0, 2.0]), torch.tensor([0.5, 9.0])).shape
         torch.Size([2, 2, 8, 8])
     """
-    check_shape(noise, "B 2 H W", "noise")
-    b, _, h, w = noise.shape
-    nz = noise.to(torch.float64)
-    sig = _vector(sigma, b, "sigma", torch.float64, nz.device)
-    alp = _vector(alpha, b, "alpha", torch.float64, nz.device)
-    if bool((sig < 0).any()) or bool((alp < 0).any()):
-        raise ValueError(f"alpha and sigma must be >= 0, got alpha={alp.tolist()}, sigma={sig.tolist()}")
-    radius = int(torch.floor(3.0 * sig.max() + 0.5))
-    if 2 * radius + 1 <= min(31, h, w):
-        smooth = gaussian_filter2d(nz, sig, truncate=3.0, mode="reflect")
-    else:
-        kernel = gaussian_kernel1d(sig, truncate=3.0)
-        gh = _reflect_gaussian_matrix(kernel, h).unsqueeze(1)
-        gw = _reflect_gaussian_matrix(kernel, w).unsqueeze(1)
-        smooth = gh @ nz @ gw.transpose(-1, -2)
+    smooth, alp = _elastic_smooth(noise, alpha, sigma)
     return (smooth * alp.view(-1, 1, 1, 1)).to(torch.float32)
 
 
@@ -907,6 +972,11 @@ def elastic_transform(
         if tuple(noise.shape) != (b, 2, h, w):
             raise ValueError(f"noise: expected shape {(b, 2, h, w)}, got {tuple(noise.shape)}")
     rows, cols = elastic_affine_coords(offsets.to(x.device), h, w, opencv_fixed_point)
+    if fusion_enabled(x.device) and not _needs_grad(x) and min(h, w) > 1:
+        # compiled: both bilinear samplings as gathers with folded tap indices (one loop each), the displacement
+        # scaling and float32 cast inside the second one
+        warped = _elastic_warp_kernel(x.detach(), rows, cols)
+        return _elastic_displace_kernel(warped, *_elastic_smooth(noise.to(x.device), alpha, sigma))
     warped = _bilinear(x, rows, cols, "mirror")
     disp = elastic_displacement(noise.to(x.device), alpha, sigma).to(torch.float64)
     ys = torch.arange(h, dtype=torch.float64, device=x.device).view(1, -1, 1)
