@@ -736,8 +736,10 @@ def _bilinear(img: Tensor, rows: Tensor, cols: Tensor, mode: str) -> Tensor:
 
 
 def _tap_index(i: Tensor, n: int, mirror: bool) -> Tensor:
-    """Integer-valued float taps ``i`` folded into ``[0, n)`` as int64: reflect-101 (``mirror``) or half-sample
-    symmetric, any distance (float floor instead of an integer remainder, which does not vectorise)."""
+    """Integer-valued float taps ``i`` folded into ``[0, n)`` as int64, reflect-101 or half-sample symmetric.
+
+    ``mirror`` selects reflect-101. Any distance; a float floor replaces an integer remainder (not vectorised).
+    """
     p = 2 * (n - 1) if mirror else 2 * n
     m = i - p * torch.floor(i * (1.0 / p))
     m = m - p * (m >= p).to(m.dtype)  # guards the rounding of i / p just below an integer
