@@ -292,6 +292,12 @@ def _to_uint8(x: Tensor) -> Tensor:
     return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
+@fused
+def _from_hwc_uint8(hwc: Tensor) -> Tensor:
+    """(B, H, W, 3) uint8 -> contiguous (B, 3, H, W) float32 ``k / 255``; one pass with the layout change when fused."""
+    return (hwc.to(torch.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+
+
 @eager_only  # the codec is opaque host code: torch.compile runs it eagerly (graph break)
 def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
     """JPEG round trip on the CPU: Pillow encodes (the original's own encoder), torchvision decodes.
@@ -299,8 +305,8 @@ def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
     Pillow's encoder is used because it is faster than ``torchvision.io.encode_jpeg`` on the CPU (both libjpeg-turbo,
     byte-identical files); ``decode_jpeg`` (libjpeg-turbo, islow IDCT, fancy upsampling) decodes them bit-identically
     to Pillow, about twice as fast. ``planes`` is (B, 3, H, W) contiguous uint8: Pillow interleaves the three planes
-    itself (``Image.merge``, cheaper than a transposing copy to HWC in torch or NumPy). Each decoded image is written
-    straight into ``out[i]`` (B, 3, H, W) float as ``k / 255`` by the thread that decoded it (while it is in cache).
+    itself (``Image.merge``, cheaper than a transposing copy to HWC in torch or NumPy). Each decoded image is copied
+    (a plain copy: the decoder's layout) into ``out[i]``, (B, H, W, 3) uint8, by the thread that decoded it.
     """
     imgs = list(planes.numpy())
     workers = min(len(imgs), torch.get_num_threads())
@@ -314,7 +320,7 @@ def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
 
 
 def _codec_cpu_one(img: np.ndarray, quality: int, out: Tensor, i: int) -> None:
-    """One (3, H, W) uint8 image through Pillow's encoder and torchvision's decoder into ``out[i]`` as ``k / 255``."""
+    """One (3, H, W) uint8 image through Pillow's encoder and torchvision's decoder into ``out[i]`` (H, W, 3)."""
     from PIL import Image
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -323,7 +329,7 @@ def _codec_cpu_one(img: np.ndarray, quality: int, out: Tensor, i: int) -> None:
     buf = io.BytesIO()
     rgb.save(buf, format="JPEG", quality=int(quality))
     dec = decode_jpeg(torch.frombuffer(buf.getbuffer(), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    out[i].copy_(dec).div_(255.0)
+    out[i].copy_(dec.permute(1, 2, 0))  # decode_jpeg returns a (3, H, W) view of (H, W, 3) memory
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -390,7 +396,11 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") ->
     else:
         planes = _to_uint8(x.detach()).to("cpu").contiguous()
         b, _, h, w = x.shape
-        out = _codec_cpu(planes, q.tolist(), torch.empty(b, 3, h, w, dtype=x.dtype)).to(x.device)
+        hwc = _codec_cpu(planes, q.tolist(), torch.empty(b, h, w, 3, dtype=torch.uint8))
+        if x.dtype == torch.float32:
+            out = _from_hwc_uint8(hwc).to(x.device)
+        else:
+            out = hwc.permute(0, 3, 1, 2).to(x.device, x.dtype).div_(255.0).contiguous()
     if _needs_grad(x):
         return _value_with_grad_of(out, jpeg_surrogate(x, q))
     return out
