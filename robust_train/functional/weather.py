@@ -609,17 +609,7 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
     """
     check_shape(img, "B H W", "img")
     b, h, w = img.shape
-    x = img.to(torch.int32)
-    iy = torch.arange(-1, h + 1, device=x.device).clamp(0, h - 1)
-    ix = torch.arange(-1, w + 1, device=x.device).clamp(0, w - 1)
-    xp = x.index_select(1, iy).index_select(2, ix)  # replicated border
-
-    def s(dy: int, dx: int) -> Tensor:
-        return xp[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
-    gx = (s(-1, 1) + 2 * s(0, 1) + s(1, 1)) - (s(-1, -1) + 2 * s(0, -1) + s(1, -1))
-    gy = (s(1, -1) + 2 * s(1, 0) + s(1, 1)) - (s(-1, -1) + 2 * s(-1, 0) + s(-1, 1))
-    mag = gx.abs() + gy.abs()
+    gx, gy, mag = _sobel_l1(img.to(torch.int32))
     mp = F.pad(mag, (1, 1, 1, 1))
 
     def n(dy: int, dx: int) -> Tensor:
@@ -648,6 +638,23 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
         if torch.equal(cur, prev):
             break
     return cur
+
+
+def _sobel_l1(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """3x3 Sobel derivatives (replicated border) and L1 magnitude of (B, H, W) int32 images, separably.
+
+    ``gx`` = column difference of the vertically smoothed image ``[1, 2, 1]``, ``gy`` = row difference of the
+    horizontally smoothed one: the same integers as the 3x3 kernels (exact int32 arithmetic), in fewer passes.
+    """
+    _, h, w = x.shape
+    iy = torch.arange(-1, h + 1, device=x.device).clamp(0, h - 1)
+    ix = torch.arange(-1, w + 1, device=x.device).clamp(0, w - 1)
+    xp = x.index_select(1, iy).index_select(2, ix)  # replicated border
+    vs = xp[:, 0:h] + 2 * xp[:, 1 : h + 1] + xp[:, 2 : h + 2]  # (B, H, W + 2)
+    hs = xp[:, :, 0:w] + 2 * xp[:, :, 1 : w + 1] + xp[:, :, 2 : w + 2]  # (B, H + 2, W)
+    gx = vs[:, :, 2 : w + 2] - vs[:, :, 0:w]
+    gy = hs[:, 2 : h + 2] - hs[:, 0:h]
+    return gx, gy, gx.abs() + gy.abs()
 
 
 def _dilate3(m: Tensor) -> Tensor:
@@ -689,32 +696,30 @@ def chamfer_distance(edges: Tensor, truncate: float = 20.0) -> Tensor:
     if not truncate > 0:
         raise ValueError(f"truncate: expected a value > 0, got {truncate}")
     b, h, w = edges.shape
-    t = (~edges.to(torch.bool)).to(torch.float32) * _BIG
     a, d, k = _CHAMFER
-    for (dy, dx), wgt in (
-        ((0, 1), a),
-        ((1, 0), a),
-        ((1, 1), d),
-        ((1, -1), d),
-        ((1, 2), k),
-        ((1, -2), k),
-        ((2, 1), k),
-        ((2, -1), k),
-    ):
+    moves = (((0, 1), a), ((1, 0), a), ((1, 1), d), ((1, -1), d), ((1, 2), k), ((1, -2), k), ((2, 1), k), ((2, -1), k))
+    plan = []  # (sy, sx, added distance) of every min-plus step, in order
+    for (dy, dx), wgt in moves:
         need = int(truncate / wgt) + 1  # longest useful run of this move
         step = 1
         while True:
             sy, sx = step * dy, step * dx
-            py, px = abs(sy), abs(sx)
-            if py >= h or px >= w:  # longer jumps leave the image
+            if abs(sy) >= h or abs(sx) >= w:  # longer jumps leave the image
                 break
-            p = F.pad(t.unsqueeze(1), (px, px, py, py), value=_BIG).squeeze(1)
-            fwd = p[:, py - sy : py - sy + h, px - sx : px - sx + w]  # t[y - sy, x - sx]
-            bwd = p[:, py + sy : py + sy + h, px + sx : px + sx + w]  # t[y + sy, x + sx]
-            t = torch.minimum(t, torch.minimum(fwd, bwd) + step * wgt)
+            plan.append((sy, sx, step * wgt))
             if 2 * step - 1 >= need:
                 break
             step *= 2
+    # t lives inside a buffer padded by the largest shift, whose border stays _BIG: the shifted reads are views
+    py = max((abs(sy) for sy, _, _ in plan), default=0)
+    px = max((abs(sx) for _, sx, _ in plan), default=0)
+    buf = torch.full((b, h + 2 * py, w + 2 * px), _BIG, dtype=torch.float32, device=edges.device)
+    t = buf[:, py : py + h, px : px + w]
+    t.masked_fill_(edges.to(torch.bool), 0.0)
+    for sy, sx, dist in plan:
+        fwd = buf[:, py - sy : py - sy + h, px - sx : px - sx + w]  # t[y - sy, x - sx]
+        bwd = buf[:, py + sy : py + sy + h, px + sx : px + sx + w]  # t[y + sy, x + sx]
+        t.clamp_max_(torch.minimum(fwd, bwd).add_(dist))  # min(t, min(fwd, bwd) + dist), float32 as before
     return t.clamp(max=truncate)
 
 
@@ -889,7 +894,8 @@ def spatter(
     # the original works on float32 images (np.float32(img) / 255.); without quantize we keep x's dtype
     wd = torch.float32 if quantize else x.dtype
     xw_all = x.to(wd)
-    out = xw_all
+    exact = quantize and _fusable(x)  # fused blend + truncation per branch; ``out`` then holds 8-bit values
+    out = x if exact else xw_all
     mud_list = mud_.tolist()
     if not all(mud_list):  # water samples
         sel = (~mud_).nonzero().flatten()
@@ -900,12 +906,18 @@ def spatter(
         l8 = l8.to(torch.float32)
         m = l8 * _water_map(l8)
         mx = m.amax(dim=(1, 2), keepdim=True)
-        has = (mx > 0).to(m.dtype)  # no water: map 0 (the original divides 0 by 0)
-        m = (m / (mx + (1.0 - has))) * has
-        m = (m * inten.index_select(0, sel).to(torch.float32).view(-1, 1, 1)).unsqueeze(1).to(wd)
-        color = torch.tensor([v / 255.0 for v in WATER_COLOR], dtype=torch.float32).to(device=dev, dtype=wd)
-        xw = (xw_all.index_select(0, sel) + m * color.view(1, 3, 1, 1)).clamp(0.0, 1.0)
-        out = out.index_copy(0, sel, xw) if len(sel) < b else xw
+        if exact:
+            iw = inten.index_select(0, sel).to(torch.float32).view(-1, 1, 1, 1)
+            color = torch.tensor([v / 255.0 for v in WATER_COLOR], dtype=torch.float32, device=dev).view(1, 3, 1, 1)
+            q = _water_exact(x.index_select(0, sel) if len(sel) < b else x, m.unsqueeze(1), mx.unsqueeze(1), iw, color)
+            out = out.index_copy(0, sel, q) if len(sel) < b else q
+        else:
+            has = (mx > 0).to(m.dtype)  # no water: map 0 (the original divides 0 by 0)
+            m = (m / (mx + (1.0 - has))) * has
+            m = (m * inten.index_select(0, sel).to(torch.float32).view(-1, 1, 1)).unsqueeze(1).to(wd)
+            color = torch.tensor([v / 255.0 for v in WATER_COLOR], dtype=torch.float32).to(device=dev, dtype=wd)
+            xw = (xw_all.index_select(0, sel) + m * color.view(1, 3, 1, 1)).clamp(0.0, 1.0)
+            out = out.index_copy(0, sel, xw) if len(sel) < b else xw
     if any(mud_list):  # mud samples
         sel = mud_.nonzero().flatten()
         lm = liquid.index_select(0, sel)
@@ -913,14 +925,43 @@ def spatter(
         mask = _gaussian_nearest(mask.squeeze(1), inten.index_select(0, sel)).unsqueeze(1)
         mask = mask * (mask >= 0.8).to(mask.dtype)
         color = torch.tensor([v / 255.0 for v in MUD_COLOR], dtype=torch.float32).to(device=dev, dtype=torch.float64)
-        xs = xw_all.index_select(0, sel)
-        # as the original's in-place float32 updates: products in float64, stored in the image dtype
-        xm = (xs.to(torch.float64) * (1.0 - mask)).to(wd) + (color.view(1, 3, 1, 1) * mask).to(wd)
-        xm = xm.clamp(0.0, 1.0)
-        out = out.index_copy(0, sel, xm) if len(sel) < b else xm
+        xs = xw_all.index_select(0, sel) if len(sel) < b else xw_all
+        if exact:
+            q = _mud_exact(x.index_select(0, sel) if len(sel) < b else x, mask, color.view(1, 3, 1, 1))
+            out = out.index_copy(0, sel, q) if len(sel) < b else q
+        else:  # as the original's in-place float32 updates: products in float64, stored in the image dtype
+            xm = (xs.to(torch.float64) * (1.0 - mask)).to(wd) + (color.view(1, 3, 1, 1) * mask).to(wd)
+            xm = xm.clamp(0.0, 1.0)
+            out = out.index_copy(0, sel, xm) if len(sel) < b else xm
+    if exact:
+        return out
     if quantize:
         return _exact_uint8(out * 255.0, None, out).to(x.dtype)  # float32 arithmetic is the original's
     return out
+
+
+@fused
+def _water_exact(x: Tensor, m: Tensor, mx: Tensor, inten: Tensor, color: Tensor) -> Tensor:
+    """Quantised water blend of :func:`spatter`: normalise the map, tint, clip and truncate in one pass.
+
+    ``x`` (B, 3, H, W); ``m`` (B, 1, H, W) float32 unnormalised map ``L8 * D``; ``mx`` (B, 1, 1, 1) its maximum;
+    ``inten`` (B, 1, 1, 1) float32; ``color`` (1, 3, 1, 1) float32. The same float32 operations as the eager path.
+    """
+    has = (mx > 0).to(m.dtype)  # no water: map 0 (the original divides 0 by 0)
+    mw = (m / (mx + (1.0 - has))) * has * inten
+    v = (x.to(torch.float32) + mw * color).clamp(0.0, 1.0) * 255.0
+    return _to_levels(v, x.dtype)
+
+
+@fused
+def _mud_exact(x: Tensor, mask: Tensor, color: Tensor) -> Tensor:
+    """Quantised mud blend of :func:`spatter`: float64 products stored in float32, clip, truncate in one pass.
+
+    ``x`` (B, 3, H, W); ``mask`` (B, 1, H, W) float64; ``color`` (1, 3, 1, 1) float64.
+    """
+    xs = x.to(torch.float32)
+    xm = (xs.to(torch.float64) * (1.0 - mask)).to(torch.float32) + (color * mask).to(torch.float32)
+    return _to_levels(xm.clamp(0.0, 1.0) * 255.0, x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- snow
@@ -997,6 +1038,8 @@ def snow(
     bl = _view(blend_, xs)
     one_minus = _view(1.0 - blend_, xs)  # (1 - c) in float64, then cast, as NumPy does with a Python float
     grey = rgb_to_grey(xs)
+    if quantize and _fusable(x):
+        return _snow_exact(xs, bl, one_minus, grey, layer).to(x.dtype)
     scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)
     flakes = (layer + layer.flip(-1, -2)).to(xs.dtype)
     if not quantize:
@@ -1008,3 +1051,15 @@ def snow(
         return (v + layer[bi, 0, h - 1 - yi, w - 1 - xi]).clamp(0.0, 1.0) * 255.0
 
     return _exact_uint8((scene + flakes).mul_(255.0), refine, lambda: (scene + flakes).clamp(0.0, 1.0)).to(x.dtype)
+
+
+@fused
+def _snow_exact(xs: Tensor, bl: Tensor, one_minus: Tensor, grey: Tensor, layer: Tensor) -> Tensor:
+    """Quantised :func:`snow` output in one pass: float32 scene, plus the float64 layer and its 180-degree rotation.
+
+    ``xs`` (B, 3, H, W) float32; ``bl``, ``one_minus`` (B, 1, 1, 1) float32; ``grey`` (B, 1, H, W) float32;
+    ``layer`` (B, 1, H, W) float64. The original's arithmetic (no tie refinement needed), truncated; float32 out.
+    """
+    scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)
+    v = ((scene.to(torch.float64) + layer) + layer.flip(-1, -2)).clamp(0.0, 1.0) * 255.0
+    return _to_levels(v, torch.float32)

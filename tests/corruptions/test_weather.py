@@ -789,3 +789,32 @@ def test_brightness_fused_bit_exact_vs_original(fused_on: None) -> None:
 
 def test_frost_fused_bit_exact_vs_original(fused_on: None) -> None:
     _check_frost_224(PHOTOS[:1])
+
+
+@needs_skimage
+def test_spatter_fused_bit_exact_given_noise(fused_on: None) -> None:
+    test_spatter_bit_exact_given_noise("tinyimagenet")  # water (s1-s3) and mud (s4-s5)
+
+
+def test_spatter_fused_mixed_batch_matches_eager() -> None:
+    from robust_train import fusion
+
+    x = torch.cat((natural_batch(48), natural_batch(48)[:1]))
+    args = (0.65, 0.3, 1.0, 0.66, torch.tensor([0.5, 1.5, 0.6], dtype=torch.float64), torch.tensor([False, True, False]))
+    seed = torch.tensor([3, 4, 5])
+    with fusion("off"):
+        eager = W.spatter(x, *args, seed, quantize=True)
+    with fusion("on"):
+        fused = W.spatter(x, *args, seed, quantize=True)
+    assert torch.equal(eager, fused)
+    assert not torch.equal(eager[1], x[1])  # the mud sample changed
+
+
+def test_canny_and_chamfer_match_opencv_under_fusion(fused_on: None) -> None:
+    test_canny_bit_exact_vs_opencv()
+    test_chamfer_distance_vs_opencv()
+
+
+def test_snow_fused_bit_exact_given_noise(fused_on: None) -> None:
+    _check_snow("cifar", [1, 3, 5], PHOTOS[:2])
+    _check_snow("imagenet", [3], PHOTOS[:1])
