@@ -108,3 +108,18 @@ def test_clipped_zoom_planes_path_equals_per_sample(precision: torch.dtype) -> N
         ref = ref[..., trim_h : trim_h + 40, trim_w : trim_w + 36]
         tol = 1e-12 if precision == torch.float64 else 1e-6
         torch.testing.assert_close(out[i : i + 1], ref, atol=tol, rtol=0)
+
+
+def test_gaussian_fft_path_equals_tap_loop_and_is_per_sample() -> None:
+    from robust_train.functional.filters import gaussian_filter2d
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 3, 64, 58, generator=g, dtype=torch.float64)
+    sigma = torch.tensor([6.0, 1.0, 4.0], dtype=torch.float64)  # 49 and 33 taps: FFT; 9 taps: tap loop
+    assert int(torch.floor(4 * sigma[2] + 0.5)) * 2 + 1 >= F._GAUSS_FFT_MIN_TAPS
+    out = F._gaussian_nearest(x, sigma)
+    torch.testing.assert_close(out, gaussian_filter2d(x, sigma, truncate=4.0, mode="nearest"), atol=1e-12, rtol=0)
+    for i in range(3):
+        assert torch.equal(F._gaussian_nearest(x[i : i + 1], sigma[i : i + 1]), out[i : i + 1])
+    out32 = F.gaussian_blur(x.float(), sigma)
+    torch.testing.assert_close(out32, F.gaussian_blur(x, sigma).float(), atol=2e-6, rtol=0)
