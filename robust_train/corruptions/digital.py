@@ -142,8 +142,6 @@ class JpegCompression(Corruption):
     name = "jpeg_compression"
     family = "digital"
     gradient = "surrogate"
-    #: Per-image codec calls gain nothing from cache blocking; one chunk avoids re-concatenating the batch.
-    cpu_chunk_bytes = 256 * 2**20
     table = SeverityTable(
         ("quality",),
         imagenet=[(25,), (18,), (15,), (10,), (7,)],
@@ -199,8 +197,6 @@ class Pixelate(Corruption):
     name = "pixelate"
     family = "digital"
     gradient = "straight-through"
-    #: The fused kernels gather along rows and columns: one chunk (no re-concatenation) is faster than cache blocking.
-    cpu_chunk_bytes = 256 * 2**20
     table = SeverityTable(
         ("factor",),
         imagenet=[(0.6,), (0.5,), (0.4,), (0.3,), (0.25,)],
