@@ -1,0 +1,106 @@
+"""Fused (compiled) paths of the digital family against their eager references and the reference libraries."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from robust_train.functional import digital as F
+from robust_train.functional._fused import fusion
+
+
+def _photo_like(b: int, h: int, w: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Smooth 8-bit images with some texture (exercises rounding ties and the 8-bit grid)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.nn.functional.interpolate(torch.rand(b, 3, 6, 7, generator=g), size=(h, w), mode="bilinear")
+    noisy = (base * 200 + torch.rand(b, 3, h, w, generator=g) * 55).floor()
+    return (noisy / 255.0).to(dtype)
+
+
+def _to_u8(x: torch.Tensor) -> np.ndarray:
+    return np.round(x.permute(0, 2, 3, 1).double().numpy() * 255.0).astype(np.uint8)
+
+
+def _pil_pixelate(img: np.ndarray, c: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    small = Image.fromarray(img).resize((int(w * c), int(h * c)), Image.BOX)
+    return np.asarray(small.resize((w, h), Image.BOX))
+
+
+@pytest.mark.parametrize("factor", [0.6, 0.4, 0.25, 0.95])
+def test_pixelate_fast_path_matches_pil_and_eager(factor: float) -> None:
+    x = _photo_like(2, 40, 52)
+    with fusion("off"):
+        eager = F.pixelate(x, factor)
+    with fusion("on"):
+        compiled = F.pixelate(x, factor)
+    assert torch.equal(eager, compiled)
+    for i, img in enumerate(_to_u8(x)):
+        assert np.array_equal(_to_u8(compiled[i : i + 1])[0], _pil_pixelate(img, factor))
+
+
+def test_pixelate_fast_path_equals_general_path() -> None:
+    """Uniform sizes take the fused path, mixed sizes the general one: a sample's result must not depend on it."""
+    x = _photo_like(3, 33, 33, seed=1)
+    mixed = F.pixelate(x, torch.tensor([0.5, 0.3, 0.5], dtype=torch.float64))
+    assert torch.equal(mixed[0:1], F.pixelate(x[0:1], 0.5))
+    assert torch.equal(mixed[1:2], F.pixelate(x[1:2], 0.3))
+
+
+def test_jpeg_fused_conversions_match_pil() -> None:
+    x = _photo_like(2, 24, 40, seed=2)
+    with fusion("on"):
+        out32 = F.jpeg_compression(x, torch.tensor([15, 60]))
+        out64 = F.jpeg_compression(x.double(), torch.tensor([15, 60]))
+    assert out32.is_contiguous() and out32.dtype == torch.float32 and out64.dtype == torch.float64
+    assert torch.equal(out32.double(), out64.float().double())
+    for i, (img, q) in enumerate(zip(_to_u8(x), (15, 60), strict=True)):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=q)
+        ref = np.asarray(Image.open(buf).convert("RGB"))
+        assert np.array_equal(_to_u8(out32[i : i + 1])[0], ref)
+
+
+def test_saturate_and_contrast_fused_are_bit_exact() -> None:
+    x = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(3))
+    x[0, :, :4] = 0.5  # grey pixels (hue 0) and ties between channels
+    x[1, 1, :3] = x[1, 2, :3]
+    m, o = torch.tensor([0.3, 20.0]), torch.tensor([0.0, 0.2])
+    c = torch.tensor([0.05, 0.4])
+    with fusion("off"):
+        sat, con = F.saturate(x, m, o), F.contrast(x, c)
+    with fusion("on"):
+        assert torch.equal(F.saturate(x, m, o), sat)
+        assert torch.equal(F.contrast(x, c), con)
+
+
+@pytest.mark.parametrize("n", [5, 8])
+@pytest.mark.parametrize("mirror", [True, False])
+def test_tap_index_folds_like_numpy_pad(n: int, mirror: bool) -> None:
+    i = torch.arange(-4 * n, 5 * n, dtype=torch.float64)
+    got = F._tap_index(i, n, mirror)
+    pad = 4 * n
+    ref = np.pad(np.arange(n), (pad, pad + n), mode="reflect" if mirror else "symmetric")
+    assert got.dtype == torch.int64
+    assert np.array_equal(got.numpy(), ref[(i.numpy() + pad).astype(int)])
+
+
+@pytest.mark.parametrize(("h", "w", "alpha", "sigma", "rng"), [(40, 40, 30.0, 4.0, 6.0), (36, 52, 90.0, 40.0, 9.0)])
+def test_elastic_fused_matches_grid_sample_path(h: int, w: int, alpha: float, sigma: float, rng: float) -> None:
+    """The fused tap-folded sampling equals the eager ``grid_sample`` path to float rounding (large displacements
+    included: positions far outside the image fold several times)."""
+    x = _photo_like(2, h, w, seed=4)
+    g = torch.Generator().manual_seed(5)
+    offsets = (torch.rand(2, 3, 2, generator=g, dtype=torch.float64) * 2 - 1) * rng
+    noise = torch.rand(2, 2, h, w, generator=g, dtype=torch.float64) * 2 - 1
+    with fusion("off"):
+        eager = F.elastic_transform(x, alpha, sigma, offsets, noise=noise)
+    with fusion("on"):
+        compiled = F.elastic_transform(x, alpha, sigma, offsets, noise=noise)
+    assert float((compiled - eager).abs().max()) <= 1e-6
+    q = lambda t: torch.floor(t * 255.0 + 1e-4)  # noqa: E731
+    assert float((q(compiled) == q(eager)).float().mean()) >= 0.999
