@@ -14,6 +14,25 @@ Gradients:
 * ``jpeg_compression`` / ``jpeg_roundtrip``: surrogate. The value is the real libjpeg codec output; the gradient is
   that of :func:`jpeg_surrogate`, a differentiable JPEG model (colour transform, 4:2:0 averaging, 8x8 DCT,
   quantisation with the same tables and a smooth rounding ``r + (x - r)^3``, bilinear chroma upsampling).
+
+Fused kernels (:mod:`._fused`; compiled when fusion is on, otherwise the same functions run eagerly):
+
+* ``contrast``: the blend and clip in one pass. The per-channel means stay in ATen: a compiled reduction sums less
+  accurately, and with small factors the output is nearly the mean, so a whole channel could shift one 8-bit level.
+  Elementwise maths is identical, so fused == eager bit for bit.
+* ``saturate``: the scikit-image HSV round trip on planes (:func:`~.color.rgb_to_hsv_planes` /
+  :func:`~.color.hsv_to_rgb_planes`), saturation change and clip in one pass; same per-pixel arithmetic (bit-exact).
+* ``jpeg_compression`` (CPU codec): float -> planar uint8 before, decoder HWC uint8 -> float CHW after (one pass
+  each); integer-valued results, hence exact. Pillow merges the planes (cheaper than a transposing copy).
+* ``pixelate``, all samples with one intermediate size and windows of <= 8 taps (always the case for the tables):
+  rounding + width pass (column gathers at the intermediate width), height pass composed with the row upscale
+  (whole-row gathers), column upscale. Integer sums and ``floor((sum + bias) / count)`` as in the general path,
+  hence exact (the general path serves mixed sizes, long windows and gradients).
+* ``elastic_transform`` (only when fusion is on and no gradient is needed; otherwise the ``grid_sample`` path): both
+  bilinear samplings as four gathers with the boundary folded into the integer taps (reflect-101 / half-sample
+  symmetric), float64 weights formed as ``grid_sample`` forms them, and the displacement scaling, float32 cast and
+  final clip in the second kernel. Equal to the ``grid_sample`` path up to float64 rounding (<= 1 float32 ulp
+  measured). Positions and the Gaussian smoothing stay eager (exact fixed-point maths; ATen matmul / filters).
 """
 
 from __future__ import annotations
