@@ -899,11 +899,14 @@ def spatter(
     mud_list = mud_.tolist()
     if not all(mud_list):  # water samples
         sel = (~mud_).nonzero().flatten()
-        lw = liquid.index_select(0, sel)
-        l8 = torch.floor(lw * 255.0)
-        if bool(l8.max() >= 256):  # np.uint8 wraps modulo 256 (quirk 11)
-            l8 = l8 - 256.0 * torch.floor(l8 / 256.0)
-        l8 = l8.to(torch.float32)
+        lw = liquid.index_select(0, sel) if len(sel) < b else liquid
+        if fusion_enabled(dev):
+            l8 = _liquid_to_l8(lw)
+        else:
+            l8 = torch.floor(lw * 255.0)
+            if bool(l8.max() >= 256):  # np.uint8 wraps modulo 256 (quirk 11)
+                l8 = l8 - 256.0 * torch.floor(l8 / 256.0)
+            l8 = l8.to(torch.float32)
         m = l8 * _water_map(l8)
         mx = m.amax(dim=(1, 2), keepdim=True)
         if exact:
@@ -938,6 +941,18 @@ def spatter(
     if quantize:
         return _exact_uint8(out * 255.0, None, out).to(x.dtype)  # float32 arithmetic is the original's
     return out
+
+
+@fused
+def _liquid_to_l8(lw: Tensor) -> Tensor:
+    """``uint8(255 L)`` of the water samples' (B, H, W) float64 layers as float32 values, in one pass when fused.
+
+    Wraps modulo 256 when any value of the batch reaches 256 (quirk 11), exactly as the eager branch (which tests
+    the maximum on the host): the test is a tensor select here, without a host synchronisation.
+    """
+    l8 = torch.floor(lw * 255.0)
+    wrapped = l8 - 256.0 * torch.floor(l8 / 256.0)
+    return torch.where(l8.amax() >= 256, wrapped, l8).to(torch.float32)
 
 
 @fused

@@ -818,3 +818,8 @@ def test_canny_and_chamfer_match_opencv_under_fusion(fused_on: None) -> None:
 def test_snow_fused_bit_exact_given_noise(fused_on: None) -> None:
     _check_snow("cifar", [1, 3, 5], PHOTOS[:2])
     _check_snow("imagenet", [3], PHOTOS[:1])
+
+
+@needs_skimage
+def test_spatter_fused_wraps_uint8_like_the_original(fused_on: None) -> None:
+    test_spatter_wraps_uint8_like_the_original()  # the wrap test is a tensor select in the fused layer kernel
