@@ -11,6 +11,19 @@ OpenCV building blocks of the spatter water branch are re-implemented batched an
 :func:`canny` (``cv2.Canny`` with aperture 3 and the L1 norm), :func:`chamfer_distance` (``cv2.distanceTransform``
 with ``DIST_L2`` and the 5x5 mask, truncated), :func:`equalize_hist` (``cv2.equalizeHist``), :func:`box_blur3`
 (``cv2.blur`` 3x3) and :func:`filter3x3_u8` (``cv2.filter2D`` to ``CV_8U``).
+
+Fused kernels (:func:`~robust_train.functional._fused.fused`, used when fusion is on for the device and no gradient
+is recorded). With ``quantize`` the eager path evaluates the output in float32 and recomputes in float64 only the
+entries within ``_TIE_BAND`` of an 8-bit boundary (:func:`_exact_uint8`); the fused paths instead evaluate the
+original's own arithmetic for every pixel in one pass and truncate (``_brightness_exact``: float64 HSV round trip;
+``_fog_exact``; ``_frost_exact``: texture gather + float64 blend; ``_snow_exact``: float32 scene + float64 layers;
+``_water_exact`` / ``_mud_exact``: the spatter blends; ``_liquid_to_l8``: the spatter layer's ``uint8(255 L)``).
+They are exact because Inductor compiles the same IEEE operations in the same order (no FMA contraction, no
+unsafe-math: ``-ffp-contract=off``), so both modes return the same 8-bit values (the tests check the fused paths
+against the references bit for bit). ``_plasma_fused`` is the plasma fractal written without strided writes
+(interleaved levels, ``torch.roll``), bit-identical to the eager ``_plasma_scatter``; its map side is marked static
+so each size compiles once. Stencil chains (chamfer steps, box blurs, Canny) stay eager: Inductor's CPU code for
+them measured slower than ATen.
 """
 
 from __future__ import annotations
@@ -619,16 +632,16 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
     ax = gx.abs()  # |g| <= 1020, so the Q15 products below fit in int32
     ay = gy.abs() << 15
     tg22x = ax * tg22
-    tg67x = tg22x + (ax << 16)
+    tg67x = torch.add(tg22x, ax, alpha=1 << 16)
     horiz = ay < tg22x
-    vert = (~horiz) & (ay > tg67x)
+    vert = ay > tg67x  # excludes horiz: tg67x >= tg22x
     anti = (gx ^ gy) < 0  # signs differ: OpenCV's s = -1
     lm_h = (mag > n(0, -1)) & (mag >= n(0, 1))
     lm_v = (mag > n(-1, 0)) & (mag >= n(1, 0))
     lm_a = (mag > n(-1, 1)) & (mag > n(1, -1))
     lm_d = (mag > n(-1, -1)) & (mag > n(1, 1))
     diag = ~(horiz | vert)
-    local_max = (horiz & lm_h) | (vert & lm_v) | (diag & anti & lm_a) | (diag & ~anti & lm_d)
+    local_max = (horiz & lm_h) | (vert & lm_v) | (diag & ((anti & lm_a) | (~anti & lm_d)))
     cand = local_max & (mag > low)
     cur = cand & (mag > high)
     while True:
@@ -796,8 +809,8 @@ def filter3x3_u8(x: Tensor, kernel: tuple[tuple[int, int, int], ...]) -> Tensor:
     for i in range(3):
         for j in range(3):
             if kernel[i][j]:
-                out = out + kernel[i][j] * p[:, i : i + h, j : j + w]
-    return out.clamp(0.0, 255.0)
+                out.add_(p[:, i : i + h, j : j + w], alpha=kernel[i][j])  # exact integer arithmetic
+    return out.clamp_(0.0, 255.0)
 
 
 _EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
