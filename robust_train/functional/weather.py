@@ -41,7 +41,7 @@ from ._common import eager_only, straight_through, truncate_uint8
 from ._fused import fused, fusion_enabled
 from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
-from .color import hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
+from .color import GREY_WEIGHTS, hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, pad2d
 
 __all__ = [
@@ -78,6 +78,8 @@ MUD_COLOR: tuple[int, int, int] = (63, 42, 20)
 #: OpenCV's 5x5 chamfer weights for ``DIST_L2`` (float32 values 1, 1.4, 2.1969).
 _CHAMFER = (1.0, 1.399999976158142, 2.1968998908996582)
 _BIG = 1.0e6
+#: OpenCV's float32 RGB -> grey weights as Python floats (the values :func:`rgb_to_grey` uses).
+_GREY_W: tuple[float, ...] = tuple(float(v) for v in torch.tensor(GREY_WEIGHTS, dtype=torch.float32))
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -1065,9 +1067,9 @@ def snow(
     xs = x.to(torch.float32) if quantize else x  # the original's scene is float32
     bl = _view(blend_, xs)
     one_minus = _view(1.0 - blend_, xs)  # (1 - c) in float64, then cast, as NumPy does with a Python float
-    grey = rgb_to_grey(xs)
     if quantize and _fusable(x):
-        return _snow_exact(xs, bl, one_minus, grey, layer).to(x.dtype)
+        return _snow_exact(xs, bl, one_minus, layer).to(x.dtype)
+    grey = rgb_to_grey(xs)
     scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)
     flakes = (layer + layer.flip(-1, -2)).to(xs.dtype)
     if not quantize:
@@ -1082,12 +1084,18 @@ def snow(
 
 
 @fused
-def _snow_exact(xs: Tensor, bl: Tensor, one_minus: Tensor, grey: Tensor, layer: Tensor) -> Tensor:
+def _snow_exact(xs: Tensor, bl: Tensor, one_minus: Tensor, layer: Tensor) -> Tensor:
     """Quantised :func:`snow` output in one pass: float32 scene, plus the float64 layer and its 180-degree rotation.
 
-    ``xs`` (B, 3, H, W) float32; ``bl``, ``one_minus`` (B, 1, 1, 1) float32; ``grey`` (B, 1, H, W) float32;
-    ``layer`` (B, 1, H, W) float64. The original's arithmetic (no tie refinement needed), truncated; float32 out.
+    ``xs`` (B, 3, H, W) float32; ``bl``, ``one_minus`` (B, 1, 1, 1) float32; ``layer`` (B, 1, H, W) float64. The
+    grey level is :func:`~robust_train.functional.color.rgb_to_grey`'s arithmetic inlined (float64 products, one
+    rounding to float32 per step). The original's arithmetic (no tie refinement needed), truncated; float32 out.
     """
+    wr, wg, wb = _GREY_W
+    xd = xs.to(torch.float64)
+    acc = (xd[:, 1:2] * wg).to(torch.float32).to(torch.float64)
+    acc = (xd[:, 0:1] * wr + acc).to(torch.float32).to(torch.float64)
+    grey = (xd[:, 2:3] * wb + acc).to(torch.float32)
     scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)
     v = ((scene.to(torch.float64) + layer) + layer.flip(-1, -2)).clamp(0.0, 1.0) * 255.0
     return _to_levels(v, torch.float32)

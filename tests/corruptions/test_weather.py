@@ -800,7 +800,8 @@ def test_spatter_fused_mixed_batch_matches_eager() -> None:
     from robust_train import fusion
 
     x = torch.cat((natural_batch(48), natural_batch(48)[:1]))
-    args = (0.65, 0.3, 1.0, 0.66, torch.tensor([0.5, 1.5, 0.6], dtype=torch.float64), torch.tensor([False, True, False]))
+    intensity = torch.tensor([0.5, 1.5, 0.6], dtype=torch.float64)
+    args = (0.65, 0.3, 1.0, 0.66, intensity, torch.tensor([False, True, False]))
     seed = torch.tensor([3, 4, 5])
     with fusion("off"):
         eager = W.spatter(x, *args, seed, quantize=True)
