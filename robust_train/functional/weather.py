@@ -624,7 +624,7 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
     """
     check_shape(img, "B H W", "img")
     b, h, w = img.shape
-    gx, gy, mag = _sobel_l1(img.to(torch.int32))
+    gx, gy, mag = _sobel_l1(img)
     mp = F.pad(mag, (1, 1, 1, 1))
 
     def n(dy: int, dx: int) -> Tensor:
@@ -656,19 +656,18 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
 
 
 def _sobel_l1(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """3x3 Sobel derivatives (replicated border) and L1 magnitude of (B, H, W) int32 images, separably.
+    """3x3 Sobel derivatives (replicated border) and L1 magnitude of (B, H, W) 8-bit images, separably.
 
     ``gx`` = column difference of the vertically smoothed image ``[1, 2, 1]``, ``gy`` = row difference of the
-    horizontally smoothed one: the same integers as the 3x3 kernels (exact int32 arithmetic), in fewer passes.
+    horizontally smoothed one: the same integers as the 3x3 kernels. Computed in float32 (every intermediate is an
+    integer below 2^11: exact) and returned as int32.
     """
     _, h, w = x.shape
-    iy = torch.arange(-1, h + 1, device=x.device).clamp(0, h - 1)
-    ix = torch.arange(-1, w + 1, device=x.device).clamp(0, w - 1)
-    xp = x.index_select(1, iy).index_select(2, ix)  # replicated border
-    vs = xp[:, 0:h] + 2 * xp[:, 1 : h + 1] + xp[:, 2 : h + 2]  # (B, H, W + 2)
-    hs = xp[:, :, 0:w] + 2 * xp[:, :, 1 : w + 1] + xp[:, :, 2 : w + 2]  # (B, H + 2, W)
-    gx = vs[:, :, 2 : w + 2] - vs[:, :, 0:w]
-    gy = hs[:, 2 : h + 2] - hs[:, 0:h]
+    xp = F.pad(x.to(torch.float32).unsqueeze(1), (1, 1, 1, 1), mode="replicate").squeeze(1)
+    vs = xp[:, 0:h] + xp[:, 2 : h + 2] + 2 * xp[:, 1 : h + 1]  # (B, H, W + 2)
+    hs = xp[:, :, 0:w] + xp[:, :, 2 : w + 2] + 2 * xp[:, :, 1 : w + 1]  # (B, H + 2, W)
+    gx = (vs[:, :, 2 : w + 2] - vs[:, :, 0:w]).to(torch.int32)
+    gy = (hs[:, 2 : h + 2] - hs[:, 0:h]).to(torch.int32)
     return gx, gy, gx.abs() + gy.abs()
 
 
@@ -822,10 +821,27 @@ def _water_map(l8: Tensor) -> Tensor:
     """Spatter water steps 2-8 on (B, H, W) 8-bit layers -> the (B, H, W) float32 map ``D``."""
     edges = canny(l8, 50, 150)
     d = chamfer_distance(edges, 20.0)
-    d = torch.floor(box_blur3(d))  # blur (float), astype(uint8)
+    if fusion_enabled(l8.device) and min(l8.shape[-2:]) >= 2:
+        d = _blur3_floor(d)
+    else:
+        d = torch.floor(box_blur3(d))  # blur (float), astype(uint8)
     d = equalize_hist(d)
     d = filter3x3_u8(d, _EMBOSS)
     return box_blur3(d, integer=True).to(torch.float32)
+
+
+@fused
+def _blur3_floor(d: Tensor) -> Tensor:
+    """``floor(box_blur3(d))`` for (B, H, W) float32 chamfer distances (H, W >= 2) in one pass when fused.
+
+    The float64 window sums of float32 values in [0, 20] are exact in any order (at most 31 significant bits), so
+    this equals :func:`box_blur3`'s sum; then the same ``* (1 / 9)`` in float64, rounding to float32 and floor.
+    """
+    h, w = d.shape[-2:]
+    p = F.pad(d.unsqueeze(1), (1, 1, 1, 1), mode="reflect").squeeze(1).to(torch.float64)  # reflect-101 border
+    rows = p[:, :, 0:w] + p[:, :, 1 : w + 1] + p[:, :, 2 : w + 2]
+    tot = rows[:, 0:h] + rows[:, 1 : h + 1] + rows[:, 2 : h + 2]
+    return torch.floor((tot * (1.0 / 9.0)).to(torch.float32))
 
 
 # ----------------------------------------------------------------------------------------------- spatter
