@@ -364,9 +364,18 @@ class Corruption(nn.Module):
             # Parameters are per sample, so chunking never changes what a sample receives.
             n = max(1, self.cpu_chunk_bytes // max(1, xc[0].numel() * xc.element_size()))
             if n < b:
-                return torch.cat([self._run(xc[i : i + n], dev.index(slice(i, i + n))) for i in range(0, b, n)]).to(
-                    out_dtype
-                )
+                # each chunk's result is copied into the output while it is still in cache (no final torch.cat)
+                def run(i: int) -> Tensor:
+                    return self._run(xc[i : i + n], dev.index(slice(i, i + n)))
+
+                first = run(0)
+                if first.requires_grad:  # autograd records: keep the graph
+                    return torch.cat([first] + [run(i) for i in range(n, b, n)]).to(out_dtype)
+                out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
+                out[:n].copy_(first)
+                for i in range(n, b, n):
+                    out[i : i + n].copy_(run(i))
+                return out
         return self._run(xc, dev).to(out_dtype)
 
     def _run(self, x: Tensor, params: Params) -> Tensor:

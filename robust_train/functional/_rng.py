@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import zlib
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -99,18 +100,32 @@ def stream_id(name: str) -> int:
     return zlib.crc32(name.encode()) & MASK32
 
 
+def _mix32_np(x: np.ndarray) -> np.ndarray:
+    """:func:`mix32` on a uint32 NumPy array (wrapping uint32 arithmetic; same bits as the int32 torch version)."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(_M1)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(_M2)
+    return x ^ (x >> np.uint32(16))
+
+
 def _keys_many(seed: Tensor, streams: list[int] | tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    """Keys of several streams at once: two int32 tensors of shape (len(streams), B) (see :func:`_keys`)."""
-    seed = seed.to(torch.int64)
-    lo = (seed & MASK32).to(torch.int64)
-    hi = ((seed >> 32) & MASK32).to(torch.int64)
-    lo = torch.where(lo >= 2**31, lo - 2**32, lo).to(torch.int32).view(1, -1)
-    hi = torch.where(hi >= 2**31, hi - 2**32, hi).to(torch.int32).view(1, -1)
-    golden = torch.tensor([_i32(s * _GOLDEN) for s in streams], dtype=torch.int32, device=seed.device).view(-1, 1)
-    salt = torch.tensor([_i32(0x85EBCA6B ^ s) for s in streams], dtype=torch.int32, device=seed.device).view(-1, 1)
-    k1 = mix32(lo ^ mix32(hi ^ golden))
-    k2 = mix32(k1 ^ salt)
-    return k1, k2
+    """Keys of several streams at once: two int32 tensors of shape (len(streams), B) (see :func:`_keys`).
+
+    Computed with NumPy uint32 arithmetic on the host (seeds are small (B,) tensors; a few microseconds instead of
+    dozens of tiny tensor ops), returned on ``seed``'s device.
+    """
+    s = seed.detach().to("cpu", torch.int64).numpy().astype(np.uint64)
+    lo = (s & np.uint64(MASK32)).astype(np.uint32).reshape(1, -1)
+    hi = (s >> np.uint64(32)).astype(np.uint32).reshape(1, -1)
+    st = np.array([int(v) & MASK32 for v in streams], dtype=np.uint64).reshape(-1, 1)
+    golden = ((st * np.uint64(_GOLDEN)) & np.uint64(MASK32)).astype(np.uint32)
+    salt = (st ^ np.uint64(0x85EBCA6B)).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        k1 = _mix32_np(lo ^ _mix32_np(hi ^ golden))
+        k2 = _mix32_np(k1 ^ salt)
+    to = (lambda a: torch.from_numpy(np.ascontiguousarray(a).view(np.int32)).to(seed.device))  # noqa: E731
+    return to(k1), to(k2)
 
 
 def _keys(seed: Tensor, stream: int) -> tuple[Tensor, Tensor]:
@@ -320,9 +335,8 @@ NORMAL_STREAM_XOR = 0x5BD1E995
 
 def _normal_keys(seed: Tensor, stream: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Keys (k1, k2) of the two Box-Muller uniform streams, each (B, 1) int32 on ``device``."""
-    a1, a2 = _keys(seed, stream)
-    b1, b2 = _keys(seed, (stream ^ NORMAL_STREAM_XOR) & MASK32)
-    return tuple(k.to(device).view(-1, 1) for k in (a1, a2, b1, b2))  # type: ignore[return-value]
+    k1, k2 = _keys_many(seed, [stream & MASK32, (stream ^ NORMAL_STREAM_XOR) & MASK32])
+    return tuple(k.to(device).view(-1, 1) for k in (k1[0], k2[0], k1[1], k2[1]))  # type: ignore[return-value]
 
 
 def _normal_block(

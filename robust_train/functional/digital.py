@@ -331,15 +331,21 @@ def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
     workers = min(len(imgs), torch.get_num_threads())
     idx = range(len(imgs))
     if workers > 1:  # Pillow's encoder and torchvision's decoder release the GIL: images run in parallel threads
-        list(_codec_pool(workers).map(_codec_cpu_one, imgs, quality, [out] * len(imgs), idx))
+        # inference mode is thread-local: a worker must enter the caller's mode to write into an inference tensor
+        inference = [torch.is_inference_mode_enabled()] * len(imgs)
+        list(_codec_pool(workers).map(_codec_cpu_one, imgs, quality, [out] * len(imgs), idx, inference))
     else:
         for img, q, i in zip(imgs, quality, idx, strict=True):
             _codec_cpu_one(img, q, out, i)
     return out
 
 
-def _codec_cpu_one(img: np.ndarray, quality: int, out: Tensor, i: int) -> None:
-    """One (3, H, W) uint8 image through Pillow's encoder and torchvision's decoder into ``out[i]`` (H, W, 3)."""
+def _codec_cpu_one(img: np.ndarray, quality: int, out: Tensor, i: int, inference: bool = False) -> None:
+    """One (3, H, W) uint8 image through Pillow's encoder and torchvision's decoder into ``out[i]`` (H, W, 3).
+
+    ``inference`` is the caller's ``torch.is_inference_mode_enabled()``: a pool thread enters the same mode, else
+    the in-place copy into an ``out`` created under ``torch.inference_mode()`` is refused.
+    """
     from PIL import Image
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -348,7 +354,8 @@ def _codec_cpu_one(img: np.ndarray, quality: int, out: Tensor, i: int) -> None:
     buf = io.BytesIO()
     rgb.save(buf, format="JPEG", quality=int(quality))
     dec = decode_jpeg(torch.frombuffer(buf.getbuffer(), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    out[i].copy_(dec.permute(1, 2, 0))  # decode_jpeg returns a (3, H, W) view of (H, W, 3) memory
+    with torch.inference_mode(inference):
+        out[i].copy_(dec.permute(1, 2, 0))  # decode_jpeg returns a (3, H, W) view of (H, W, 3) memory
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

@@ -65,6 +65,24 @@ def test_jpeg_fused_conversions_match_pil() -> None:
         assert np.array_equal(_to_u8(out32[i : i + 1])[0], ref)
 
 
+@pytest.mark.parametrize("mode", ["inference", "no_grad"])
+def test_jpeg_codec_threads_under_inference_mode(mode: str) -> None:
+    """The CPU codec's pool threads write into a tensor made by the caller: also under ``torch.inference_mode()``
+    (evaluation runs there; inference mode is thread-local) - the pool must be used, hence two torch threads."""
+    x = _photo_like(4, 24, 24, seed=3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ctx = torch.inference_mode() if mode == "inference" else torch.no_grad()
+        with ctx:
+            out = F.jpeg_compression(x, torch.tensor([10, 30, 50, 90]))
+        ref = F.jpeg_compression(x, torch.tensor([10, 30, 50, 90]))
+    finally:
+        torch.set_num_threads(threads)
+    assert out.is_inference() == (mode == "inference")
+    assert torch.equal(out, ref)
+
+
 def test_saturate_and_contrast_fused_are_bit_exact() -> None:
     x = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(3))
     x[0, :, :4] = 0.5  # grey pixels (hue 0) and ties between channels
