@@ -202,6 +202,9 @@ class Corruption(nn.Module):
     #: On the CPU, ``forward`` runs the batch in chunks of about this many bytes of input (cache blocking).
     #: Corruptions dominated by per-call overhead rather than memory traffic may raise it.
     cpu_chunk_bytes: ClassVar[int] = 4 * 2**20
+    #: ``apply`` already returns values on the 8-bit grid ``k / 255`` (exact 8-bit models such as JPEG and
+    #: pixelate): the ``quantize`` truncation would be the identity and is skipped (tested per corruption).
+    output_on_grid: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -387,7 +390,7 @@ class Corruption(nn.Module):
 
     def finish(self, out: Tensor) -> Tensor:
         """Output stage: optional 8-bit truncation, then optional JPEG round trip."""
-        if self.quantize or self.jpeg_quality is not None:
+        if (self.quantize or self.jpeg_quality is not None) and not self.output_on_grid:
             out = truncate_uint8(out)
         if self.jpeg_quality is not None:
             from ..functional.digital import jpeg_roundtrip

@@ -142,6 +142,8 @@ class JpegCompression(Corruption):
     name = "jpeg_compression"
     family = "digital"
     gradient = "surrogate"
+    output_on_grid = True  # decoded 8-bit pixels
+    cpu_chunk_bytes = 2**62  # no cache blocking: the codec works per image, split over the torch threads
     table = SeverityTable(
         ("quality",),
         imagenet=[(25,), (18,), (15,), (10,), (7,)],
@@ -197,6 +199,7 @@ class Pixelate(Corruption):
     name = "pixelate"
     family = "digital"
     gradient = "straight-through"
+    output_on_grid = True  # Pillow's 8-bit resampling model
     table = SeverityTable(
         ("factor",),
         imagenet=[(0.6,), (0.5,), (0.4,), (0.3,), (0.25,)],

@@ -115,17 +115,56 @@ def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
     return None
 
 
+#: Compiled variants allowed per fused kernel (Dynamo's default is 8; then it silently runs the eager code).
+RECOMPILE_LIMIT = 128
+
+
+class _RaisedRecompileLimit:
+    """Raise ``torch._dynamo.config.recompile_limit`` to :data:`RECOMPILE_LIMIT` while fused kernels run.
+
+    Re-entrant and thread-safe (a depth count under a lock); the user's value is restored when the last fused call
+    returns, and never lowered. A few hundred nanoseconds per call (``config.patch`` costs 10-80 microseconds).
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.saved = 0
+
+    def __enter__(self) -> None:
+        cfg = torch._dynamo.config
+        with _LOCK:
+            if self.depth == 0:
+                self.saved = cfg.recompile_limit
+                cfg.recompile_limit = max(self.saved, RECOMPILE_LIMIT)
+            self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with _LOCK:
+            self.depth -= 1
+            if self.depth == 0:
+                torch._dynamo.config.recompile_limit = self.saved
+
+
+_RECOMPILE_LIMIT = _RaisedRecompileLimit()
+
+
 def fused(fn: F) -> F:
     """Decorate a pure tensor function as a fused kernel (compiled when :func:`fusion_enabled`, else eager).
 
     The device is that of the first tensor argument. Keyword arguments must be Python scalars (they are baked
     into the compiled code as constants; each distinct value compiles once).
+
+    Kernels are compiled with static shapes (``dynamic=False``): one variant per input shape and dtype, with every
+    size a constant. Dynamo's default (automatic dynamic shapes) would switch a kernel to size-generic code as soon
+    as a second shape is seen (another chunk size, image size or corruption sharing the kernel): measured 1.7x to
+    2.3x slower on the CPU. The per-kernel variant limit is raised to :data:`RECOMPILE_LIMIT` for these calls only
+    (past it Dynamo runs the eager function).
     """
     name = f"{fn.__module__}.{fn.__qualname__}"
 
     @functools.cache
     def compiled() -> Callable[..., Any]:
-        return torch.compile(fn, fullgraph=True, dynamic=None)
+        return torch.compile(fn, fullgraph=True, dynamic=False)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -138,7 +177,8 @@ def fused(fn: F) -> F:
         if key in _BROKEN:
             return fn(*args, **kwargs)
         try:
-            return compiled()(*args, **kwargs)
+            with _RECOMPILE_LIMIT:
+                return compiled()(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a compile failure falls back to the eager reference
             out = fn(*args, **kwargs)  # an error of the function itself is raised here, unchanged
             with _LOCK:

@@ -419,12 +419,13 @@ def draw_uniform(seed: Tensor, n: int, stream: int) -> Tensor:
         >>> bool((u[0] == u[1]).all()), bool((u[0] != u[2]).any()), u.shape
         (True, True, torch.Size([3, 2]))
     """
-    seed = seed.to("cpu", torch.int64)
-    c = torch.arange(2 * n, dtype=torch.int32).view(1, 2 * n).expand(seed.shape[0], 2 * n)
-    h = hash32(seed, c, stream).to(torch.int64) & MASK32
-    hi = (h[:, 0::2] >> 5).to(torch.float64)  # 27 bits
-    lo = (h[:, 1::2] >> 6).to(torch.float64)  # 26 bits
-    return (hi * 67108864.0 + lo + 0.5) / 9007199254740992.0
+    k1, k2 = (k[0].numpy().view(np.uint32).reshape(-1, 1) for k in _keys_many(seed.to("cpu"), [stream]))
+    c = np.arange(2 * n, dtype=np.uint32).reshape(1, -1)
+    with np.errstate(over="ignore"):
+        h = _mix32_np(_mix32_np(c ^ k1) + k2)  # hash32(seed, c, stream) on the host
+    hi = (h[:, 0::2] >> np.uint32(5)).astype(np.float64)  # 27 bits
+    lo = (h[:, 1::2] >> np.uint32(6)).astype(np.float64)  # 26 bits
+    return torch.from_numpy((hi * 67108864.0 + lo + 0.5) / 9007199254740992.0)
 
 
 def combine_seeds(*parts: Tensor | int) -> Tensor:
@@ -437,22 +438,18 @@ def combine_seeds(*parts: Tensor | int) -> Tensor:
         >>> s.dtype, s.shape, bool((s[0] != s[1]))
         (torch.int64, torch.Size([3]), True)
     """
-    tensors = [
-        p.to("cpu", torch.int64) if isinstance(p, Tensor) else torch.tensor(int(p), dtype=torch.int64) for p in parts
+    arrays = [
+        p.detach().to("cpu", torch.int64).numpy() if isinstance(p, Tensor) else np.array(int(p), dtype=np.int64)
+        for p in parts
     ]
-    tensors = torch.broadcast_tensors(*tensors)
-    acc = torch.full(tensors[0].shape, 0x2545F491, dtype=torch.int64)
-    acc_hi = torch.full(tensors[0].shape, 0x1B873593, dtype=torch.int64)
-    for i, t in enumerate(tensors):
-        lo = t & MASK32
-        hi = (t >> 32) & MASK32
-        for word in (lo, hi):
-            w = torch.where(word >= 2**31, word - 2**32, word).to(torch.int32)
-            a = torch.where(acc >= 2**31, acc - 2**32, acc).to(torch.int32)
-            b = torch.where(acc_hi >= 2**31, acc_hi - 2**32, acc_hi).to(torch.int32)
-            a = mix32(a ^ mix32(w + _i32(i * _GOLDEN)))
-            b = mix32(b + a ^ w)
-            acc = a.to(torch.int64) & MASK32
-            acc_hi = b.to(torch.int64) & MASK32
-    out = (acc_hi << 32) | acc
-    return out
+    arrays = [a.astype(np.uint64) for a in np.broadcast_arrays(*arrays)]  # int64 bits as uint64 (wrapping)
+    acc = np.full(arrays[0].shape, 0x2545F491, dtype=np.uint32)
+    acc_hi = np.full(arrays[0].shape, 0x1B873593, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        for i, t in enumerate(arrays):
+            golden = np.uint32((i * _GOLDEN) & MASK32)
+            for word in ((t & np.uint64(MASK32)).astype(np.uint32), (t >> np.uint64(32)).astype(np.uint32)):
+                acc = _mix32_np(acc ^ _mix32_np(word + golden))
+                acc_hi = _mix32_np((acc_hi + acc) ^ word)
+    out = (acc_hi.astype(np.uint64) << np.uint64(32)) | acc.astype(np.uint64)
+    return torch.from_numpy(np.asarray(out, dtype=np.uint64).reshape(arrays[0].shape).view(np.int64))

@@ -23,7 +23,7 @@ Fused kernels (:mod:`._fused`; compiled when fusion is on, otherwise the same fu
 * ``saturate``: the scikit-image HSV round trip on planes (:func:`~.color.rgb_to_hsv_planes` /
   :func:`~.color.hsv_to_rgb_planes`), saturation change and clip in one pass; same per-pixel arithmetic (bit-exact).
 * ``jpeg_compression`` (CPU codec): float -> planar uint8 before, decoder HWC uint8 -> float CHW after (one pass
-  each); integer-valued results, hence exact. Pillow merges the planes (cheaper than a transposing copy).
+  each); integer-valued results, hence exact. The codec threads interleave the planes with NumPy.
 * ``pixelate``, all samples with one intermediate size and windows of <= 8 taps (always the case for the tables):
   rounding + width pass (column gathers at the intermediate width), height pass composed with the row upscale
   (whole-row gathers), column upscale. Integer sums and ``floor((sum + bias) / count)`` as in the general path,
@@ -38,7 +38,6 @@ Fused kernels (:mod:`._fused`; compiled when fusion is on, otherwise the same fu
 from __future__ import annotations
 
 import functools
-import io
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -319,43 +318,47 @@ def _from_hwc_uint8(hwc: Tensor) -> Tensor:
 
 @eager_only  # the codec is opaque host code: torch.compile runs it eagerly (graph break)
 def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
-    """JPEG round trip on the CPU: Pillow encodes (the original's own encoder), torchvision decodes.
+    """JPEG round trip on the CPU with libjpeg-turbo through ``torchvision.io``, in parallel threads.
 
-    Pillow's encoder is used because it is faster than ``torchvision.io.encode_jpeg`` on the CPU (both libjpeg-turbo,
-    byte-identical files); ``decode_jpeg`` (libjpeg-turbo, islow IDCT, fancy upsampling) decodes them bit-identically
-    to Pillow, about twice as fast. ``planes`` is (B, 3, H, W) contiguous uint8: Pillow interleaves the three planes
-    itself (``Image.merge``, cheaper than a transposing copy to HWC in torch or NumPy). Each decoded image is copied
-    (a plain copy: the decoder's layout) into ``out[i]``, (B, H, W, 3) uint8, by the thread that decoded it.
+    ``encode_jpeg`` writes files byte-identical to Pillow's ``Image.save(format="JPEG", quality=q)`` (the
+    original's encoder: same libjpeg defaults, 4:2:0, islow DCT, baseline tables; checked in the tests for every
+    quality), and ``decode_jpeg`` (islow IDCT, fancy upsampling) decodes them bit-identically to Pillow. Both
+    release the GIL, which Pillow's encoder does not, so the batch is split into one contiguous run of images per
+    torch thread. ``planes`` is (B, 3, H, W) contiguous uint8; each thread interleaves an image's planes with
+    NumPy (the encoder's HWC layout), codes it and copies the decoded image (a plain copy: the decoder's layout)
+    into ``out[i]``, (B, H, W, 3) uint8.
+
+    The pool threads run no ATen kernel that could go parallel: a torch op large enough for intra-op parallelism,
+    started from a pool thread, creates a second OpenMP thread team; with more OpenMP threads than cores libgomp
+    stops spin-waiting, and every later parallel region of the main thread paid for it (every later corruption up
+    to 1.8x slower, measured). So the planes are interleaved with NumPy and handed to the encoder as a CHW view of
+    HWC memory, for which its internal CHW -> HWC ``contiguous()`` is a no-op, and the decoded image is copied
+    with NumPy.
     """
-    imgs = list(planes.numpy())
-    workers = min(len(imgs), torch.get_num_threads())
-    idx = range(len(imgs))
-    if workers > 1:  # Pillow's encoder and torchvision's decoder release the GIL: images run in parallel threads
-        # inference mode is thread-local: a worker must enter the caller's mode to write into an inference tensor
-        inference = [torch.is_inference_mode_enabled()] * len(imgs)
-        list(_codec_pool(workers).map(_codec_cpu_one, imgs, quality, [out] * len(imgs), idx, inference))
-    else:
-        for img, q, i in zip(imgs, quality, idx, strict=True):
-            _codec_cpu_one(img, q, out, i)
+    b = planes.shape[0]
+    planes_np = planes.numpy()
+    out_np = out.numpy()  # writes through NumPy: no OpenMP, and no inference-mode check (thread-local) in workers
+    workers = min(b, torch.get_num_threads())
+    if workers <= 1:
+        _codec_cpu_run(planes_np, quality, out_np, range(b))
+        return out
+    bounds = [b * k // workers for k in range(workers + 1)]
+    runs = [range(bounds[k], bounds[k + 1]) for k in range(workers)]
+    futures = [_codec_pool(workers).submit(_codec_cpu_run, planes_np, quality, out_np, r) for r in runs]
+    for fut in futures:
+        fut.result()
     return out
 
 
-def _codec_cpu_one(img: np.ndarray, quality: int, out: Tensor, i: int, inference: bool = False) -> None:
-    """One (3, H, W) uint8 image through Pillow's encoder and torchvision's decoder into ``out[i]`` (H, W, 3).
+def _codec_cpu_run(planes: np.ndarray, quality: list[int], out: np.ndarray, run: range) -> None:
+    """Images ``run`` of ``planes`` through ``encode_jpeg`` and ``decode_jpeg`` into ``out`` (see :func:`_codec_cpu`)."""
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
-    ``inference`` is the caller's ``torch.is_inference_mode_enabled()``: a pool thread enters the same mode, else
-    the in-place copy into an ``out`` created under ``torch.inference_mode()`` is refused.
-    """
-    from PIL import Image
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    size = (img.shape[2], img.shape[1])
-    rgb = Image.merge("RGB", [Image.frombuffer("L", size, plane, "raw", "L", 0, 1) for plane in img])
-    buf = io.BytesIO()
-    rgb.save(buf, format="JPEG", quality=int(quality))
-    dec = decode_jpeg(torch.frombuffer(buf.getbuffer(), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    with torch.inference_mode(inference):
-        out[i].copy_(dec.permute(1, 2, 0))  # decode_jpeg returns a (3, H, W) view of (H, W, 3) memory
+    for i in run:
+        p = planes[i]
+        hwc = torch.from_numpy(np.stack((p[0], p[1], p[2]), axis=-1))  # 3-plane stack: 3x faster than a transpose
+        dec = decode_jpeg(encode_jpeg(hwc.permute(2, 0, 1), quality=int(quality[i])), mode=ImageReadMode.RGB)
+        np.copyto(out[i], dec.permute(1, 2, 0).numpy())  # (3, H, W) view of (H, W, 3) memory: a plain copy
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
@@ -387,10 +390,10 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") ->
 
     Images are quantised to 8 bit by rounding (exact for images already on the 8-bit grid), encoded as baseline
     JPEG with libjpeg's standard tables scaled by ``quality``, 4:2:0 chroma subsampling and the islow DCT, and decoded
-    with the islow IDCT and fancy upsampling. On the CPU the images are encoded with Pillow (exactly the original's
-    ``PIL.Image.save(format="JPEG", quality=q)``) and decoded with ``torchvision.io.decode_jpeg`` (libjpeg-turbo),
-    which is bit-identical to Pillow's decoder (checked in the tests; ``torchvision.io.encode_jpeg`` writes
-    byte-identical files, 4:2:0 as well, but is much slower on the CPU). On CUDA with ``codec="auto"`` the images
+    with the islow IDCT and fancy upsampling. On the CPU the images are coded by libjpeg-turbo through
+    ``torchvision.io.encode_jpeg`` / ``decode_jpeg``, one thread per torch thread: the files are byte-identical to
+    the original's ``PIL.Image.save(format="JPEG", quality=q)`` and decode bit-identically to Pillow's decoder
+    (both checked in the tests, the files for every quality 1-100). On CUDA with ``codec="auto"`` the images
     are coded with nvJPEG in batches of equal quality: fast, but not bit-exact with libjpeg (different DCT and
     upsampling implementations); ``codec="cpu"`` forces the exact CPU path for CUDA tensors.
 
@@ -420,8 +423,8 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") ->
         dec = _codec_cuda(torch.round(x.detach().clamp(0.0, 1.0) * 255.0).to(torch.uint8).contiguous(), q)
         out = dec.to(x.dtype).div_(255.0)
     else:
-        planes = _to_uint8(x.detach()).to("cpu").contiguous()
         b, _, h, w = x.shape
+        planes = _to_uint8(x.detach()).to("cpu").contiguous()
         hwc = _codec_cpu(planes, q.tolist(), torch.empty(b, h, w, 3, dtype=torch.uint8))
         if x.dtype == torch.float32:
             out = _from_hwc_uint8(hwc).to(x.device)

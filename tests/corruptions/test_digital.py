@@ -697,3 +697,28 @@ def test_elastic_statistics_match_original_224(severity: int) -> None:
     a, b = np.mean(ours, 0), np.mean(theirs, 0)
     rel = np.abs(a - b) / np.abs(b)
     assert (rel[[0, 1, 3]] < 0.03).all() and rel[2] < 0.06, (a, b, rel)
+
+
+def _on_grid_classes() -> list[type]:
+    from robust_train.corruptions import CORRUPTIONS
+
+    classes = [CORRUPTIONS.get(n) for n in CORRUPTIONS.list() if CORRUPTIONS.get(n).output_on_grid]
+    assert {c.name for c in classes} >= {"jpeg_compression", "pixelate"}
+    return classes
+
+
+@pytest.mark.parametrize("cls", _on_grid_classes(), ids=lambda c: c.name)
+@pytest.mark.parametrize("work_dtype", [torch.float32, torch.float64])
+def test_output_on_grid_skips_an_identity_truncation(cls, work_dtype: torch.dtype) -> None:
+    """``output_on_grid`` skips the 8-bit truncation: the output must already be a fixed point of it."""
+    from robust_train.functional._common import truncate_uint8
+
+    g = torch.Generator().manual_seed(5)
+    for severity in (1, 3, 5, torch.tensor([1.0, 2.5, 4.75], dtype=torch.float64)):
+        for preset, (h, w) in (("imagenet", (150, 201)), ("cifar", (37, 50))):  # non-square
+            x = torch.rand(3, 3, h, w, generator=g, dtype=work_dtype)  # off the 8-bit grid
+            op = cls(severity=severity, preset=preset)
+            y = op(x)
+            assert torch.equal(y, truncate_uint8(y)), (severity, preset)
+            assert torch.equal(y * 255, torch.round(y * 255)), (severity, preset)
+            assert torch.equal(cls(severity=severity, preset=preset, quantize=False)(x, op.last_params), y)

@@ -65,6 +65,20 @@ def test_jpeg_fused_conversions_match_pil() -> None:
         assert np.array_equal(_to_u8(out32[i : i + 1])[0], ref)
 
 
+@pytest.mark.parametrize("hw", [(32, 32), (37, 51), (9, 17)])
+def test_torchvision_encoder_writes_pillows_files(hw: tuple[int, int]) -> None:
+    """The CPU codec encodes with ``torchvision.io.encode_jpeg`` given a CHW view of HWC memory (as the codec
+    threads do): the files must be byte-identical to the original's ``PIL.Image.save`` at every quality."""
+    from torchvision.io import encode_jpeg
+
+    img = _to_u8(_photo_like(1, *hw, seed=4))[0]
+    view = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+    for q in range(1, 101):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=q)
+        assert encode_jpeg(view, quality=q).numpy().tobytes() == buf.getvalue(), q
+
+
 @pytest.mark.parametrize("mode", ["inference", "no_grad"])
 def test_jpeg_codec_threads_under_inference_mode(mode: str) -> None:
     """The CPU codec's pool threads write into a tensor made by the caller: also under ``torch.inference_mode()``
