@@ -200,6 +200,7 @@ class Pixelate(Corruption):
     family = "digital"
     gradient = "straight-through"
     output_on_grid = True  # Pillow's 8-bit resampling model
+    cpu_chunk_bytes = 2**62  # no cache blocking: per-call overhead outweighs it (0.21 -> 0.14 ms/image at 224 px)
     table = SeverityTable(
         ("factor",),
         imagenet=[(0.6,), (0.5,), (0.4,), (0.3,), (0.25,)],

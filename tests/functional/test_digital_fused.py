@@ -31,7 +31,7 @@ def _pil_pixelate(img: np.ndarray, c: float) -> np.ndarray:
     return np.asarray(small.resize((w, h), Image.BOX))
 
 
-@pytest.mark.parametrize("factor", [0.6, 0.4, 0.25, 0.95])
+@pytest.mark.parametrize("factor", [0.6, 0.5, 0.4, 0.25, 0.95])
 def test_pixelate_fast_path_matches_pil_and_eager(factor: float) -> None:
     x = _photo_like(2, 40, 52)
     with fusion("off"):
