@@ -31,6 +31,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ __all__ = [
     "ensure_allocator",
     "allocator_metadata",
     "cpu_cores",
+    "cpu_accounting",
+    "foreign_cpu",
     "collect_metadata",
     "time_call",
     "summarize_times",
@@ -178,6 +181,42 @@ def allocator_metadata() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- metadata
+def cpu_accounting() -> dict[str, float] | None:
+    """A snapshot for :func:`foreign_cpu`: monotonic wall time, machine-wide busy and steal CPU seconds
+    (``/proc/stat``: user, nice, system, irq, softirq; steal separately) and this process's own CPU seconds,
+    including its waited-for children (the reference pool and the memory probes). ``None`` without ``/proc``."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    t = os.times()
+    return {
+        "wall_s": time.monotonic(),
+        "busy_s": sum(ticks[i] for i in (0, 1, 2, 5, 6) if i < len(ticks)) / hz,
+        "steal_s": (ticks[7] if len(ticks) > 7 else 0) / hz,
+        "own_s": t.user + t.system + t.children_user + t.children_system,
+    }
+
+
+def foreign_cpu(start: Mapping[str, float] | None, end: Mapping[str, float] | None, cores: int) -> dict[str, float]:
+    """CPU time used by *other* processes (and stolen by the hypervisor) between two :func:`cpu_accounting`
+    snapshots, as shares of the machine's capacity ``wall * cores``: the benchmark's own load does not count
+    (a load average does include it). Empty when a snapshot is missing."""
+    if not start or not end:
+        return {}
+    wall = max(end["wall_s"] - start["wall_s"], 1e-9)
+    foreign = max((end["busy_s"] - start["busy_s"]) - (end["own_s"] - start["own_s"]), 0.0)
+    steal = max(end["steal_s"] - start["steal_s"], 0.0)
+    return {
+        "wall_s": wall,
+        "foreign_cpu_s": foreign,
+        "foreign_share": foreign / (wall * cores),
+        "steal_share": steal / (wall * cores),
+    }
+
+
 def cpu_cores() -> int:
     """CPU cores this process may run on (affinity mask, else ``os.cpu_count()``)."""
     try:

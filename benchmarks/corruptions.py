@@ -379,6 +379,10 @@ def evaluate_goals(summary: dict[str, Any], names: list[str]) -> list[dict[str, 
 
 
 # ---------------------------------------------------------------------------------------------------- report
+def _share(foreign: dict[str, float] | None, key: str) -> str:
+    return f"{100 * foreign[key]:.1f}%" if foreign and key in foreign else "n/a"
+
+
 def _loads(values: list[float] | None) -> str:
     return "-" if not values else "/".join(f"{v:.2f}" for v in values)
 
@@ -404,7 +408,9 @@ def render_markdown(
         f"- allocator `{alloc['mode']}` ({alloc['libc']}): {env}; 64 MiB malloc via mmap: "
         f"{alloc['malloc_64MiB_uses_mmap']}",
         f"- 1/5/15-min load average at start {_loads(metadata.get('loadavg_start'))}, at end "
-        f"{_loads(metadata.get('loadavg_end'))}",
+        f"{_loads(metadata.get('loadavg_end'))} (the run's own load included); CPU used by other processes during "
+        f"the run {_share(metadata.get('foreign_cpu'), 'foreign_share')}, stolen by the hypervisor "
+        f"{_share(metadata.get('foreign_cpu'), 'steal_share')} of the capacity",
         f"- reference: {REGIMES['reference']}",
         f"- ours: {REGIMES['ours']}",
         "- ratio = reference ms/image / ours ms/image (> 1: ours faster). The reference only has the ImageNet-224 "
@@ -486,17 +492,32 @@ def render_markdown(
     return "\n".join(lines)
 
 
+#: Share of the machine's CPU capacity that other processes (or the hypervisor) may take during a run before the
+#: results are flagged as unreliable.
+FOREIGN_CPU_LIMIT = 0.05
+
+
 def load_warning(metadata: dict[str, Any]) -> str | None:
-    """A warning when other processes were competing for the CPU (load average above half the cores)."""
-    load = [v for v in (metadata.get("loadavg_start"), metadata.get("loadavg_end")) if v]
-    if not load:
-        return None
-    worst = max(v[0] for v in load)
-    if worst <= 0.5 * metadata["cpu_cores"] + 0.5:
+    """A warning when other processes competed for the CPU during the run, or the machine was busy at its start.
+
+    During the run the benchmark's own processes load the machine fully, so the load average cannot tell; the
+    measure is the CPU time of everything else (:func:`common.foreign_cpu`, ``metadata["foreign_cpu"]``). At the
+    start, a 1-min load average above half the cores means something else was running just before.
+    """
+    problems = []
+    foreign = metadata.get("foreign_cpu") or {}
+    if foreign.get("foreign_share", 0.0) > FOREIGN_CPU_LIMIT:
+        problems.append(f"other processes used {100 * foreign['foreign_share']:.1f}% of the CPU capacity during the run")
+    if foreign.get("steal_share", 0.0) > FOREIGN_CPU_LIMIT:
+        problems.append(f"the hypervisor stole {100 * foreign['steal_share']:.1f}% of the CPU capacity")
+    start = metadata.get("loadavg_start")
+    if start and start[0] > 0.5 * metadata["cpu_cores"] + 0.5:
+        problems.append(f"1-min load average {start[0]:.2f} on {metadata['cpu_cores']} cores at the start")
+    if not problems:
         return None
     return (
-        f"WARNING: 1-min load average reached {worst:.2f} on {metadata['cpu_cores']} cores: other processes were "
-        "competing for the CPU, timings (especially multi-threaded torch) are unreliable; rerun on a quiet machine"
+        f"WARNING: {'; '.join(problems)}: timings (especially multi-threaded torch) are unreliable; rerun on a "
+        "quiet machine"
     )
 
 
@@ -562,6 +583,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("no corruption to benchmark (none registered yet?)")
     from benchmarks import reference as refmod
 
+    cpu_start = common.cpu_accounting()
     metadata = common.collect_metadata(
         args.device,
         args.threads,
@@ -663,6 +685,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if pool is not None:
             pool.close()
     metadata["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    metadata["foreign_cpu"] = common.foreign_cpu(cpu_start, common.cpu_accounting(), metadata["cpu_cores"])
     summary = summarize(rows, names, args)
     goals = evaluate_goals(summary, names)
     results = {"rows": rows, "summary": summary, "goals": goals}

@@ -77,6 +77,7 @@ def _check_common_structure(data: dict, md: str, names: list[str]) -> None:
         "allocator",
         "loadavg_start",
         "loadavg_end",
+        "foreign_cpu",
         "packages",
         "config",
         "date_utc",
@@ -247,3 +248,38 @@ def test_time_call_and_peak_rss() -> None:
     mem = common.measure_peak_rss(lambda: held.append(np.ones(96 << 20, dtype=np.uint8)))  # touches 96 MiB
     assert mem["extra_mb"] >= 90, mem
     assert mem["peak_mb"] >= mem["baseline_mb"] + 90
+
+
+def test_foreign_cpu_excludes_own_work() -> None:
+    """Busy CPU time of this process (and its children) is not counted as competition."""
+    start = {"wall_s": 0.0, "busy_s": 100.0, "steal_s": 1.0, "own_s": 10.0}
+    end = {"wall_s": 10.0, "busy_s": 119.0, "steal_s": 1.5, "own_s": 28.0}  # 19 s busy, 18 s of it ours
+    got = common.foreign_cpu(start, end, cores=2)
+    assert got["foreign_cpu_s"] == pytest.approx(1.0)
+    assert got["foreign_share"] == pytest.approx(1.0 / 20.0)
+    assert got["steal_share"] == pytest.approx(0.5 / 20.0)
+    assert common.foreign_cpu(None, end, cores=2) == {}
+    snap = common.cpu_accounting()
+    if snap is not None:  # Linux: real counters, monotonic
+        later = common.cpu_accounting()
+        assert later["wall_s"] >= snap["wall_s"] and later["busy_s"] >= snap["busy_s"]
+        assert later["own_s"] >= snap["own_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("foreign", "start_load", "expect"),
+    [
+        ({"foreign_share": 0.01, "steal_share": 0.0}, 0.3, None),
+        ({"foreign_share": 0.01, "steal_share": 0.0}, 1.9, "load average 1.90"),  # busy before the run
+        ({"foreign_share": 0.20, "steal_share": 0.0}, 0.3, "20.0% of the CPU capacity during the run"),
+        ({"foreign_share": 0.0, "steal_share": 0.08}, 0.3, "hypervisor stole 8.0%"),
+    ],
+)
+def test_load_warning(foreign: dict, start_load: float, expect: str | None) -> None:
+    """The run's own load (load average at the end is ~ cores) never triggers the warning; competition does."""
+    meta = {"cpu_cores": 2, "foreign_cpu": foreign, "loadavg_start": [start_load, 0.0, 0.0], "loadavg_end": [2.0] * 3}
+    got = bench.load_warning(meta)
+    if expect is None:
+        assert got is None
+    else:
+        assert got is not None and expect in got
