@@ -507,7 +507,8 @@ def load_warning(metadata: dict[str, Any]) -> str | None:
     problems = []
     foreign = metadata.get("foreign_cpu") or {}
     if foreign.get("foreign_share", 0.0) > FOREIGN_CPU_LIMIT:
-        problems.append(f"other processes used {100 * foreign['foreign_share']:.1f}% of the CPU capacity during the run")
+        share = 100 * foreign["foreign_share"]
+        problems.append(f"other processes used {share:.1f}% of the CPU capacity during the run")
     if foreign.get("steal_share", 0.0) > FOREIGN_CPU_LIMIT:
         problems.append(f"the hypervisor stole {100 * foreign['steal_share']:.1f}% of the CPU capacity")
     start = metadata.get("loadavg_start")

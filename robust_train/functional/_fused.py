@@ -157,8 +157,8 @@ def fused(fn: F) -> F:
     Kernels are compiled with static shapes (``dynamic=False``): one variant per input shape and dtype, with every
     size a constant. Dynamo's default (automatic dynamic shapes) would switch a kernel to size-generic code as soon
     as a second shape is seen (another chunk size, image size or corruption sharing the kernel): measured 8-30%
-    slower on the CPU (pixelate 0.175 -> 0.23 ms/image after the other corruptions had run). The per-kernel variant limit is raised to :data:`RECOMPILE_LIMIT` for these calls only
-    (past it Dynamo runs the eager function).
+    slower on the CPU (pixelate 0.175 -> 0.23 ms/image after the other corruptions had run). The per-kernel
+    variant limit is raised to :data:`RECOMPILE_LIMIT` for these calls only (past it Dynamo runs the eager function).
     """
     name = f"{fn.__module__}.{fn.__qualname__}"
 

@@ -124,7 +124,7 @@ def _keys_many(seed: Tensor, streams: list[int] | tuple[int, ...]) -> tuple[Tens
     with np.errstate(over="ignore"):
         k1 = _mix32_np(lo ^ _mix32_np(hi ^ golden))
         k2 = _mix32_np(k1 ^ salt)
-    to = (lambda a: torch.from_numpy(np.ascontiguousarray(a).view(np.int32)).to(seed.device))  # noqa: E731
+    to = lambda a: torch.from_numpy(np.ascontiguousarray(a).view(np.int32)).to(seed.device)  # noqa: E731
     return to(k1), to(k2)
 
 

@@ -351,7 +351,7 @@ def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
 
 
 def _codec_cpu_run(planes: np.ndarray, quality: list[int], out: np.ndarray, run: range) -> None:
-    """Images ``run`` of ``planes`` through ``encode_jpeg`` and ``decode_jpeg`` into ``out`` (see :func:`_codec_cpu`)."""
+    """Images ``run`` of ``planes`` through ``encode_jpeg`` / ``decode_jpeg`` into ``out`` (see :func:`_codec_cpu`)."""
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
     for i in run:
