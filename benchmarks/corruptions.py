@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -404,7 +405,8 @@ def render_markdown(
         f"- torch {metadata['torch']} (CUDA {metadata['cuda']}), device {metadata['device']}"
         f"{', GPU ' + metadata['gpu_name'] if metadata['gpu_name'] else ''}",
         f"- CPU {metadata['cpu_model']}, {metadata['cpu_cores']} cores; torch threads {metadata['torch_threads']}, "
-        f"reference pool {args.processes} processes x 1 thread; robust_train fusion `{metadata.get('fusion', '?')}`",
+        f"reference pool {args.processes} processes x 1 thread; "
+        f"robust_train fusion `{metadata['config'].get('fusion', '?')}`",
         f"- allocator `{alloc['mode']}` ({alloc['libc']}): {env}; 64 MiB malloc via mmap: "
         f"{alloc['malloc_64MiB_uses_mmap']}",
         f"- 1/5/15-min load average at start {_loads(metadata.get('loadavg_start'))}, at end "
@@ -498,22 +500,21 @@ FOREIGN_CPU_LIMIT = 0.05
 
 
 def load_warning(metadata: dict[str, Any]) -> str | None:
-    """A warning when other processes competed for the CPU during the run, or the machine was busy at its start.
+    """A warning when other processes competed for the CPU during the run or in the second before it.
 
-    During the run the benchmark's own processes load the machine fully, so the load average cannot tell; the
-    measure is the CPU time of everything else (:func:`common.foreign_cpu`, ``metadata["foreign_cpu"]``). At the
-    start, a 1-min load average above half the cores means something else was running just before.
+    The measure is the CPU time of everything but the benchmark (:func:`common.foreign_cpu`: ``metadata
+    ["foreign_cpu"]`` over the run, ``metadata["foreign_cpu_before"]`` over one second before it). Load averages
+    are recorded but not used: during the run they include the benchmark's own threads, and at its start the
+    1-min average still remembers a job that ended a minute ago.
     """
     problems = []
-    foreign = metadata.get("foreign_cpu") or {}
-    if foreign.get("foreign_share", 0.0) > FOREIGN_CPU_LIMIT:
-        share = 100 * foreign["foreign_share"]
-        problems.append(f"other processes used {share:.1f}% of the CPU capacity during the run")
-    if foreign.get("steal_share", 0.0) > FOREIGN_CPU_LIMIT:
-        problems.append(f"the hypervisor stole {100 * foreign['steal_share']:.1f}% of the CPU capacity")
-    start = metadata.get("loadavg_start")
-    if start and start[0] > 0.5 * metadata["cpu_cores"] + 0.5:
-        problems.append(f"1-min load average {start[0]:.2f} on {metadata['cpu_cores']} cores at the start")
+    for key, when in (("foreign_cpu_before", "in the second before the run"), ("foreign_cpu", "during the run")):
+        foreign = metadata.get(key) or {}
+        if foreign.get("foreign_share", 0.0) > FOREIGN_CPU_LIMIT:
+            share = 100 * foreign["foreign_share"]
+            problems.append(f"other processes used {share:.1f}% of the CPU capacity {when}")
+        if foreign.get("steal_share", 0.0) > FOREIGN_CPU_LIMIT:
+            problems.append(f"the hypervisor stole {100 * foreign['steal_share']:.1f}% of the CPU capacity {when}")
     if not problems:
         return None
     return (
@@ -584,6 +585,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("no corruption to benchmark (none registered yet?)")
     from benchmarks import reference as refmod
 
+    before = common.cpu_accounting()  # one second of other processes' CPU use before the run starts
+    time.sleep(1.0)
     cpu_start = common.cpu_accounting()
     metadata = common.collect_metadata(
         args.device,
@@ -686,6 +689,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if pool is not None:
             pool.close()
     metadata["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    metadata["foreign_cpu_before"] = common.foreign_cpu(before, cpu_start, metadata["cpu_cores"])
     metadata["foreign_cpu"] = common.foreign_cpu(cpu_start, common.cpu_accounting(), metadata["cpu_cores"])
     summary = summarize(rows, names, args)
     goals = evaluate_goals(summary, names)

@@ -78,6 +78,7 @@ def _check_common_structure(data: dict, md: str, names: list[str]) -> None:
         "loadavg_start",
         "loadavg_end",
         "foreign_cpu",
+        "foreign_cpu_before",
         "packages",
         "config",
         "date_utc",
@@ -267,17 +268,36 @@ def test_foreign_cpu_excludes_own_work() -> None:
 
 
 @pytest.mark.parametrize(
-    ("foreign", "start_load", "expect"),
+    ("before", "foreign", "expect"),
     [
-        ({"foreign_share": 0.01, "steal_share": 0.0}, 0.3, None),
-        ({"foreign_share": 0.01, "steal_share": 0.0}, 1.9, "load average 1.90"),  # busy before the run
-        ({"foreign_share": 0.20, "steal_share": 0.0}, 0.3, "20.0% of the CPU capacity during the run"),
-        ({"foreign_share": 0.0, "steal_share": 0.08}, 0.3, "hypervisor stole 8.0%"),
+        ({"foreign_share": 0.0, "steal_share": 0.0}, {"foreign_share": 0.01, "steal_share": 0.0}, None),
+        (
+            {"foreign_share": 0.4, "steal_share": 0.0},
+            {"foreign_share": 0.01, "steal_share": 0.0},
+            "40.0% of the CPU capacity in the second before",
+        ),
+        (
+            {"foreign_share": 0.0, "steal_share": 0.0},
+            {"foreign_share": 0.20, "steal_share": 0.0},
+            "20.0% of the CPU capacity during the run",
+        ),
+        (
+            {"foreign_share": 0.0, "steal_share": 0.0},
+            {"foreign_share": 0.0, "steal_share": 0.08},
+            "hypervisor stole 8.0%",
+        ),
     ],
 )
-def test_load_warning(foreign: dict, start_load: float, expect: str | None) -> None:
-    """The run's own load (load average at the end is ~ cores) never triggers the warning; competition does."""
-    meta = {"cpu_cores": 2, "foreign_cpu": foreign, "loadavg_start": [start_load, 0.0, 0.0], "loadavg_end": [2.0] * 3}
+def test_load_warning(before: dict, foreign: dict, expect: str | None) -> None:
+    """Load averages (the run's own load, or a job that ended a minute ago) never trigger the warning; the CPU time
+    of other processes does."""
+    meta = {
+        "cpu_cores": 2,
+        "foreign_cpu_before": before,
+        "foreign_cpu": foreign,
+        "loadavg_start": [1.9, 1.0, 1.0],
+        "loadavg_end": [2.0] * 3,
+    }
     got = bench.load_warning(meta)
     if expect is None:
         assert got is None
