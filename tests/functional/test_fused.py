@@ -42,6 +42,23 @@ def test_truncate_fused_matches_eager() -> None:
     assert float(compiled.mul(255).sub(compiled.mul(255).round()).abs().max()) < 1e-4
 
 
+@pytest.mark.parametrize("work_dtype", [torch.float32, torch.float64])
+def test_field_uniform_fused_is_bit_identical(work_dtype: torch.dtype) -> None:
+    """The fused uniform field (fusion on) has the same bits as the blocked eager one, including the float32 clamp
+    at the top end; big enough for several CPU blocks in the eager path."""
+    from robust_train.functional import _rng
+
+    seeds = torch.tensor([0, 1, -5, 2**40 + 3], dtype=torch.int64)
+    shape = (3, 200, 190)  # 114000 elements per sample: the eager path splits the batch into blocks
+    with fusion("off"):
+        eager = _rng.field_uniform(seeds, shape, 1234, dtype=work_dtype)
+    with fusion("on"):
+        compiled = _rng.field_uniform(seeds, shape, 1234, dtype=work_dtype)
+    assert compiled.dtype == work_dtype and compiled.shape == (4, *shape)
+    assert torch.equal(eager, compiled)
+    assert float(compiled.min()) > 0.0 and float(compiled.max()) < 1.0
+
+
 def test_grad_path_stays_eager() -> None:
     calls: list[bool] = []
 
