@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_shape
+from ._fused import fused, fusion_enabled
 
 __all__ = [
     "MODES",
@@ -145,12 +146,30 @@ TAP_LOOP_MAX = 65
 
 
 def _tap_sum(xp: Tensor, weights: list[float], dim: int, n: int) -> Tensor:
-    """``sum_i weights[i] * xp.narrow(dim, i, n)``, accumulated in tap order, skipping zero taps."""
+    """``sum_i weights[i] * xp.narrow(dim, i, n)``, accumulated in tap order, skipping zero taps.
+
+    With fusion on (and no autograd recording) the taps are summed in one compiled loop (:func:`_tap_sum_fused`).
+    """
     taps = [(i, wt) for i, wt in enumerate(weights) if wt != 0.0]
+    if fusion_enabled(xp.device) and not (xp.requires_grad and torch.is_grad_enabled()):
+        return _tap_sum_fused(xp, taps=tuple(taps), dim=dim, n=n)
     i0, w0 = taps[0]
     acc = xp.narrow(dim, i0, n) * w0
     for i, wt in taps[1:]:
         acc.add_(xp.narrow(dim, i, n), alpha=wt)
+    return acc
+
+
+@fused
+def _tap_sum_fused(xp: Tensor, *, taps: tuple[tuple[int, float], ...], dim: int, n: int) -> Tensor:
+    """:func:`_tap_sum` as one loop: static offsets and weights (compiled per kernel), taps added in order with
+    one rounding per product and per sum. The eager in-place ``add_(alpha=)`` may use FMA, so the two can differ
+    in the last float bit (the fusion contract).
+    """
+    i0, w0 = taps[0]
+    acc = xp.narrow(dim, i0, n) * w0
+    for i, wt in taps[1:]:
+        acc = acc + xp.narrow(dim, i, n) * wt
     return acc
 
 

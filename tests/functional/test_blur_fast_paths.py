@@ -42,7 +42,9 @@ def test_glass_blur_fused_equals_eager() -> None:
         eager = F.glass_blur(*args)
     with robust_train.fusion("on"):
         compiled = F.glass_blur(*args)
-    assert torch.equal(eager, compiled)
+    # the pixel shuffle is integer work (exact); the two Gaussians' fused tap sums round once per product and sum,
+    # the eager add_(alpha=) may use FMA: a few float32 ulps apart, never more
+    torch.testing.assert_close(compiled, eager, rtol=0.0, atol=4 * 2.0**-24)
 
 
 def test_fast_fft_sizes() -> None:
