@@ -550,8 +550,9 @@ def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
     """``skimage.filters.gaussian`` defaults (H1: truncate 4, mode ``nearest``) per channel, per-sample sigma.
 
     Samples whose kernel has at least :data:`_GAUSS_FFT_MIN_TAPS` taps (:data:`_GAUSS_FFT_MIN_TAPS_FUSED` when the
-    tap loop is fused) and a radius below the image size are filtered through the FFT with edge-replicate padding (the same correlation; float rounding apart), the others
-    with the separable tap loop; which path a sample takes depends only on its own sigma.
+    tap loop is fused) and a radius below the image size are filtered through the FFT with edge-replicate padding
+    (the same correlation; float rounding apart), the others with the separable tap loop; which path a sample takes
+    depends only on its own sigma.
     """
     sig = sigma.detach().to("cpu", torch.float64).reshape(-1)
     if sig.numel() == 1:

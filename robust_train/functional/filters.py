@@ -162,9 +162,10 @@ def _tap_sum(xp: Tensor, weights: list[float], dim: int, n: int) -> Tensor:
 
 @fused
 def _tap_sum_fused(xp: Tensor, *, taps: tuple[tuple[int, float], ...], dim: int, n: int) -> Tensor:
-    """:func:`_tap_sum` as one loop: static offsets and weights (compiled per kernel), taps added in order with
-    one rounding per product and per sum. The eager in-place ``add_(alpha=)`` may use FMA, so the two can differ
-    in the last float bit (the fusion contract).
+    """:func:`_tap_sum` as one loop: static offsets and weights (compiled per kernel), taps added in order.
+
+    One rounding per product and per sum. The eager in-place ``add_(alpha=)`` may use FMA, so the two can differ in
+    the last float bit (the fusion contract).
     """
     i0, w0 = taps[0]
     acc = xp.narrow(dim, i0, n) * w0
