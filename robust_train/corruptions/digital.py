@@ -43,6 +43,7 @@ class Contrast(Corruption):
     """
 
     name = "contrast"
+    unchunked_when_fused = True
     family = "digital"
     table = SeverityTable(
         ("factor",),

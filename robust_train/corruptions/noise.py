@@ -59,6 +59,7 @@ class GaussianNoise(_KernelBackendMixin):
     """
 
     name = "gaussian_noise"
+    unchunked_when_fused = True
     family = "noise"
     gradient = "exact"
     table = SeverityTable(
@@ -104,6 +105,7 @@ class ShotNoise(Corruption):
     """
 
     name = "shot_noise"
+    unchunked_when_fused = True
     family = "noise"
     gradient = "surrogate"
     table = SeverityTable(
@@ -146,6 +148,7 @@ class ImpulseNoise(Corruption):
     """
 
     name = "impulse_noise"
+    unchunked_when_fused = True
     family = "noise"
     gradient = "exact"
     table = SeverityTable(
@@ -186,6 +189,7 @@ class SpeckleNoise(_KernelBackendMixin):
     """
 
     name = "speckle_noise"
+    unchunked_when_fused = True
     family = "noise"
     gradient = "exact"
     table = SeverityTable(

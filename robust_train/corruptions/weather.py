@@ -64,6 +64,7 @@ class Brightness(WeatherCorruption):
     """
 
     name = "brightness"
+    unchunked_when_fused = True
     family = "weather"
     table = SeverityTable(
         ("value",),
@@ -104,6 +105,7 @@ class Fog(WeatherCorruption):
     """
 
     name = "fog"
+    unchunked_when_fused = True
     family = "weather"
     table = SeverityTable(
         ("strength", "wibbledecay"),
@@ -154,6 +156,7 @@ class Frost(WeatherCorruption):
     """
 
     name = "frost"
+    unchunked_when_fused = True
     family = "weather"
     table = SeverityTable(
         ("image_weight", "frost_weight"),

@@ -1,0 +1,32 @@
+"""CPU cache blocking in ``Corruption.forward``: chunking never changes what a sample receives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import robust_train
+from robust_train.corruptions import CORRUPTIONS
+
+from .common import natural_batch
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "contrast", "gaussian_blur", "pixelate"])
+@pytest.mark.parametrize("mode", ["off", "on"])
+def test_chunked_equals_whole_batch(name: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cls = CORRUPTIONS.get(name)
+    x = torch.cat([natural_batch(32)] * 3)  # 6 images of 12 KB: 4 KB chunks give one image per chunk
+    with robust_train.fusion(mode):
+        op = cls(severity=3)
+        whole = op(x)
+        monkeypatch.setattr(cls, "cpu_chunk_bytes", 4096)
+        monkeypatch.setattr(cls, "unchunked_when_fused", False)
+        chunked = op(x, op.last_params)
+    assert torch.equal(whole, chunked)
+
+
+def test_unchunked_when_fused_flags() -> None:
+    """Only corruptions whose CPU path is fully fused skip the cache blocking (and only with fusion on)."""
+    flagged = {n for n in CORRUPTIONS.list() if CORRUPTIONS.get(n).unchunked_when_fused}
+    assert {"gaussian_noise", "impulse_noise", "contrast", "frost"} <= flagged
+    assert not flagged & {"defocus_blur", "gaussian_blur", "motion_blur", "spatter", "elastic_transform"}
