@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from ..functional._checks import check_batch_param, check_image, check_range
-from ..functional._common import to_compute_dtype, truncate_uint8
+from ..functional._common import single_omp_thread, to_compute_dtype, truncate_uint8
 from ..functional._fused import fusion_enabled
 from ..functional._rng import combine_seeds, draw_uniform, stream_id
 from .params import Params
@@ -210,6 +210,9 @@ class Corruption(nn.Module):
     #: in one piece, since the per-chunk call overhead then costs more than cache blocking saves (measured at
     #: 224 px, batch 64: impulse noise 0.14 -> 0.09, frost 0.21 -> 0.15, contrast 0.12 -> 0.10 ms/image).
     unchunked_when_fused: ClassVar[bool] = False
+    #: The CPU work runs in host threads of the corruption's own (the JPEG codec): the forward's torch ops run with
+    #: one OpenMP thread (:func:`~robust_train.functional._common.single_omp_thread`).
+    cpu_host_threads: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -361,6 +364,12 @@ class Corruption(nn.Module):
         Returns:
             (B, 3, H, W), same dtype and device as ``x``, in [0, 1].
         """
+        if self.cpu_host_threads and x.device.type == "cpu" and not torch.compiler.is_compiling():
+            with single_omp_thread():
+                return self._forward(x, params)
+        return self._forward(x, params)
+
+    def _forward(self, x: Tensor, params: Params | None) -> Tensor:
         check_image(x)
         params = Params.for_batch(params, x.shape[0], self.sample_params)
         self.last_params = params

@@ -144,6 +144,7 @@ class JpegCompression(Corruption):
     family = "digital"
     gradient = "surrogate"
     output_on_grid = True  # decoded 8-bit pixels
+    cpu_host_threads = True  # the codec threads do the work; the torch ops around them use one OpenMP thread
     cpu_chunk_bytes = 2**62  # no cache blocking: the codec works per image, split over the torch threads
     table = SeverityTable(
         ("quality",),

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_batch_param, check_image, check_shape
-from ._common import eager_only
+from ._common import eager_only, host_threads
 from ._fused import fused, fusion_enabled
 from ._rng import field_uniform, stream_id
 from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
@@ -338,7 +338,7 @@ def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
     b = planes.shape[0]
     planes_np = planes.numpy()
     out_np = out.numpy()  # writes through NumPy: no OpenMP, and no inference-mode check (thread-local) in workers
-    workers = min(b, torch.get_num_threads())
+    workers = min(b, host_threads())
     if workers <= 1:
         _codec_cpu_run(planes_np, quality, out_np, range(b))
         return out

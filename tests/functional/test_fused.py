@@ -123,3 +123,42 @@ def test_gaussian_tap_loop_fused_matches_eager(work_dtype: torch.dtype) -> None:
     eps = torch.finfo(work_dtype).eps
     torch.testing.assert_close(compiled, eager, rtol=0.0, atol=8 * eps)
     assert not torch.equal(compiled, x)
+
+
+def test_single_omp_thread_restores_and_reports_host_threads() -> None:
+    from robust_train.functional._common import host_threads, single_omp_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert host_threads() == 2
+        with single_omp_thread():
+            assert torch.get_num_threads() == 1 and host_threads() == 2
+            with single_omp_thread():  # nested: still the caller's budget
+                assert torch.get_num_threads() == 1 and host_threads() == 2
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2 and host_threads() == 2
+        with pytest.raises(RuntimeError, match="boom"), single_omp_thread():
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_jpeg_forward_keeps_thread_count_and_output() -> None:
+    """The JPEG module runs its torch ops on one OpenMP thread and its codec on the caller's thread budget: same
+    output as the functional codec, thread count restored."""
+    from robust_train.corruptions.digital import JpegCompression
+    from robust_train.functional import digital as D
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.rand(4, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+        op = JpegCompression(severity=3)
+        y = op(x)
+        assert torch.get_num_threads() == 2
+        assert op.resolve_preset(x) == "cifar"  # severity 3: quality 58
+        assert torch.equal(y, D.jpeg_compression(x, torch.full((4,), 58)))
+    finally:
+        torch.set_num_threads(before)
