@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-__all__ = ["FUSION_MODES", "fused", "fusion", "fusion_enabled", "get_fusion", "set_fusion"]
+__all__ = ["FUSION_MODES", "fused", "fused_runs", "fusion", "fusion_enabled", "get_fusion", "set_fusion"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,6 +108,18 @@ def fusion_enabled(device: torch.device | str) -> bool:
     return torch.device(device).type == "cuda"
 
 
+def fused_runs(*tensors: Tensor) -> bool:
+    """Whether a :func:`fused` kernel called with these tensor arguments runs compiled (not its eager body).
+
+    True when fusion is enabled for the first tensor's device, no outer ``torch.compile`` is tracing and autograd
+    does not record (no tensor requires grad, or grad mode is off). Callers use it to choose between a fused kernel
+    and a faster-in-eager formulation of the same maths.
+    """
+    if not tensors or not fusion_enabled(tensors[0].device) or torch.compiler.is_compiling():
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
 def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
     for a in args:
         if isinstance(a, Tensor):
@@ -169,9 +181,7 @@ def fused(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         t = _first_tensor(args)
-        if t is None or not fusion_enabled(t.device) or torch.compiler.is_compiling():
-            return fn(*args, **kwargs)
-        if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args):
+        if t is None or not fused_runs(*(a for a in args if isinstance(a, Tensor))):
             return fn(*args, **kwargs)
         key = (name, t.device.type)
         if key in _BROKEN:

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from ._checks import check_batch_param, check_shape
 from ._common import straight_through, truncate_uint8
-from ._fused import fused, fusion_enabled
+from ._fused import fused, fused_runs
 from ._rng import _M1, _M2, MASK32, _i32, _keys, _srl, field_uniform, stream_id
 from .filters import gaussian_filter2d, gaussian_kernel1d, pad2d, separable_filter2d
 
@@ -558,8 +558,7 @@ def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
     if sig.numel() == 1:
         sig = sig.expand(x.shape[0])
     radii = torch.floor(4.0 * sig + 0.5).to(torch.int64)
-    fused_loop = fusion_enabled(x.device) and not (x.requires_grad and torch.is_grad_enabled())
-    min_taps = _GAUSS_FFT_MIN_TAPS_FUSED if fused_loop else _GAUSS_FFT_MIN_TAPS
+    min_taps = _GAUSS_FFT_MIN_TAPS_FUSED if fused_runs(x) else _GAUSS_FFT_MIN_TAPS
     big = (2 * radii + 1 >= min_taps) & (radii < min(x.shape[-2:]))
     if x.dtype not in (torch.float32, torch.float64) or not bool(big.any()):
         return gaussian_filter2d(x, sigma, truncate=4.0, mode="nearest")

@@ -48,7 +48,7 @@ from torch import Tensor
 
 from ._checks import check_batch_param, check_image, check_shape
 from ._common import eager_only, host_threads
-from ._fused import fused, fusion_enabled
+from ._fused import fused, fused_runs
 from ._rng import field_uniform, stream_id
 from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, gaussian_kernel1d
@@ -1013,7 +1013,7 @@ def elastic_transform(
         if tuple(noise.shape) != (b, 2, h, w):
             raise ValueError(f"noise: expected shape {(b, 2, h, w)}, got {tuple(noise.shape)}")
     rows, cols = elastic_affine_coords(offsets.to(x.device), h, w, opencv_fixed_point)
-    if fusion_enabled(x.device) and not _needs_grad(x) and min(h, w) > 1:
+    if fused_runs(x) and min(h, w) > 1:
         # compiled: both bilinear samplings as gathers with folded tap indices (one loop each), the displacement
         # scaling and float32 cast inside the second one
         warped = _elastic_warp_kernel(x.detach(), rows, cols)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_shape
-from ._fused import fused, fusion_enabled
+from ._fused import fused, fused_runs
 
 __all__ = [
     "MODES",
@@ -151,7 +151,7 @@ def _tap_sum(xp: Tensor, weights: list[float], dim: int, n: int) -> Tensor:
     With fusion on (and no autograd recording) the taps are summed in one compiled loop (:func:`_tap_sum_fused`).
     """
     taps = [(i, wt) for i, wt in enumerate(weights) if wt != 0.0]
-    if fusion_enabled(xp.device) and not (xp.requires_grad and torch.is_grad_enabled()):
+    if fused_runs(xp):
         return _tap_sum_fused(xp, taps=tuple(taps), dim=dim, n=n)
     i0, w0 = taps[0]
     acc = xp.narrow(dim, i0, n) * w0

@@ -38,7 +38,7 @@ from torch import Tensor
 from ._assets import frost_stack
 from ._checks import check_batch_param, check_image, check_shape
 from ._common import eager_only, straight_through, truncate_uint8
-from ._fused import fused, fusion_enabled
+from ._fused import fused, fused_runs, fusion_enabled
 from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
 from .color import GREY_WEIGHTS, hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
@@ -146,11 +146,6 @@ def _st(x: Tensor, y: Tensor) -> Tensor:
     return straight_through(x, y) if x.requires_grad else y
 
 
-def _fusable(x: Tensor) -> bool:
-    """Whether the fused exact 8-bit paths apply: fusion is on for ``x``'s device and no gradient is recorded."""
-    return fusion_enabled(x.device) and not (torch.is_grad_enabled() and x.requires_grad)
-
-
 def _to_levels(v255: Tensor, dtype: torch.dtype) -> Tensor:
     """``floor(v255) / 255`` computed in float32 (as :func:`_exact_uint8` does), returned in ``dtype``.
 
@@ -252,7 +247,7 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
         v = (v + cv).clamp(0.0, 1.0)
         return torch.stack(hsv_to_rgb_planes(h, s, v), 1).clamp(0.0, 1.0)
 
-    if quantize and _fusable(x):
+    if quantize and fused_runs(x):
         return _brightness_exact(x, c.view(-1, 1, 1))
     out = core(xc, c.to(xc.dtype).view(-1, 1, 1))
     if not quantize:
@@ -449,7 +444,7 @@ def fog(
     if not quantize:
         return ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
     m64 = _snap8(mx.view(b)) / 255.0  # the original's max of its float64 image
-    if _fusable(x):
+    if fused_runs(x):
         return _fog_exact(x, c.view(b, 1, 1, 1), m64.view(b, 1, 1, 1), plasma[:, None, :h, :w])
 
     def refine(idx: Tensor) -> Tensor:
@@ -571,7 +566,7 @@ def frost(
     dev = x.device
     rows = (t0.to(dev).view(b, 1) + torch.arange(h, device=dev).view(1, h)).view(b, h, 1)
     cols = (l0.to(dev).view(b, 1) + torch.arange(w, device=dev).view(1, w)).view(b, 1, w)
-    if quantize and _fusable(x):
+    if quantize and fused_runs(x):
         return _frost_exact(x, a.view(b, 1, 1, 1), fw.view(b, 1, 1, 1), stack, idx.to(dev).view(b, 1, 1), rows, cols)
     crop = stack[idx.to(dev).view(b, 1, 1), :, rows, cols]  # (B, H, W, 3) uint8
     xc = x.to(torch.float32) if quantize else x
@@ -925,7 +920,7 @@ def spatter(
     # the original works on float32 images (np.float32(img) / 255.); without quantize we keep x's dtype
     wd = torch.float32 if quantize else x.dtype
     xw_all = x.to(wd)
-    exact = quantize and _fusable(x)  # fused blend + truncation per branch; ``out`` then holds 8-bit values
+    exact = quantize and fused_runs(x)  # fused blend + truncation per branch; ``out`` then holds 8-bit values
     out = x if exact else xw_all
     mud_list = mud_.tolist()
     if not all(mud_list):  # water samples
@@ -1083,7 +1078,7 @@ def snow(
     xs = x.to(torch.float32) if quantize else x  # the original's scene is float32
     bl = _view(blend_, xs)
     one_minus = _view(1.0 - blend_, xs)  # (1 - c) in float64, then cast, as NumPy does with a Python float
-    if quantize and _fusable(x):
+    if quantize and fused_runs(x):
         return _snow_exact(xs, bl, one_minus, layer).to(x.dtype)
     grey = rgb_to_grey(xs)
     scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)

@@ -59,6 +59,21 @@ def test_field_uniform_fused_is_bit_identical(work_dtype: torch.dtype) -> None:
     assert float(compiled.min()) > 0.0 and float(compiled.max()) < 1.0
 
 
+def test_fused_runs_predicate() -> None:
+    """``fused_runs``: the one rule the fused wrapper and the callers choosing a formulation share."""
+    from robust_train.functional._fused import fused_runs
+
+    x = torch.rand(3)
+    w = torch.rand(3, requires_grad=True)
+    with fusion("off"):
+        assert not fused_runs(x)
+    with fusion("on"):
+        assert fused_runs(x) and not fused_runs(x, w) and not fused_runs(w)
+        with torch.no_grad():
+            assert fused_runs(w)
+        assert not fused_runs()
+
+
 def test_grad_path_stays_eager() -> None:
     calls: list[bool] = []
 
