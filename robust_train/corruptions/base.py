@@ -201,8 +201,8 @@ class Corruption(nn.Module):
     differentiable: ClassVar[bool] = True
     gradient: ClassVar[str] = "exact"
     #: On the CPU, ``forward`` runs the batch in chunks of about this many bytes of input (cache blocking).
-    #: Corruptions dominated by per-call overhead rather than memory traffic may raise it.
-    cpu_chunk_bytes: ClassVar[int] = 4 * 2**20
+    #: ``None``: never chunk (corruptions dominated by per-call overhead rather than memory traffic).
+    cpu_chunk_bytes: ClassVar[int | None] = 4 * 2**20
     #: ``apply`` already returns values on the 8-bit grid ``k / 255`` (exact 8-bit models such as JPEG and
     #: pixelate): the ``quantize`` truncation would be the identity and is skipped (tested per corruption).
     output_on_grid: ClassVar[bool] = False
@@ -376,11 +376,11 @@ class Corruption(nn.Module):
         dev = params.to(x.device)
         xc, out_dtype = to_compute_dtype(x)
         b = xc.shape[0]
-        fused_whole = self.unchunked_when_fused and fusion_enabled(xc.device)
-        if xc.device.type == "cpu" and b > 1 and not fused_whole and not torch.compiler.is_compiling():
+        chunk = None if self.unchunked_when_fused and fusion_enabled(xc.device) else self.cpu_chunk_bytes
+        if xc.device.type == "cpu" and b > 1 and chunk is not None and not torch.compiler.is_compiling():
             # CPU cache blocking: elementwise-heavy corruptions are memory bound; chunks of a few MB stay in cache.
             # Parameters are per sample, so chunking never changes what a sample receives.
-            n = max(1, self.cpu_chunk_bytes // max(1, xc[0].numel() * xc.element_size()))
+            n = max(1, chunk // max(1, xc[0].numel() * xc.element_size()))
             if n < b:
                 # each chunk's result is copied into the output while it is still in cache (no final torch.cat)
                 def run(i: int) -> Tensor:

@@ -30,3 +30,5 @@ def test_unchunked_when_fused_flags() -> None:
     flagged = {n for n in CORRUPTIONS.list() if CORRUPTIONS.get(n).unchunked_when_fused}
     assert {"gaussian_noise", "impulse_noise", "contrast", "frost"} <= flagged
     assert not flagged & {"defocus_blur", "gaussian_blur", "motion_blur", "spatter", "elastic_transform"}
+    never = {n for n in CORRUPTIONS.list() if CORRUPTIONS.get(n).cpu_chunk_bytes is None}
+    assert never == {"jpeg_compression", "pixelate"}
