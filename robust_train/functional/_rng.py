@@ -111,21 +111,30 @@ def _mix32_np(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint32(16))
 
 
+def _halves_np(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The low and high 32-bit words (uint32) of int64 values (any shape; two's-complement bits)."""
+    u = a.astype(np.int64).astype(np.uint64)
+    return (u & np.uint64(MASK32)).astype(np.uint32), (u >> np.uint64(32)).astype(np.uint32)
+
+
+def _keys_np(seed: np.ndarray, streams: list[int] | tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_keys_many` on the host: uint32 arrays of shape (len(streams), B) for int64 seeds (B,)."""
+    lo, hi = (h.reshape(1, -1) for h in _halves_np(seed))
+    st = np.array([int(v) & MASK32 for v in streams], dtype=np.uint64).reshape(-1, 1)
+    golden = ((st * np.uint64(_GOLDEN)) & np.uint64(MASK32)).astype(np.uint32)
+    salt = (st ^ np.uint64(0x85EBCA6B)).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        k1 = _mix32_np(lo ^ _mix32_np(hi ^ golden))
+        return k1, _mix32_np(k1 ^ salt)
+
+
 def _keys_many(seed: Tensor, streams: list[int] | tuple[int, ...]) -> tuple[Tensor, Tensor]:
     """Keys of several streams at once: two int32 tensors of shape (len(streams), B) (see :func:`_keys`).
 
     Computed with NumPy uint32 arithmetic on the host (seeds are small (B,) tensors; a few microseconds instead of
     dozens of tiny tensor ops), returned on ``seed``'s device.
     """
-    s = seed.detach().to("cpu", torch.int64).numpy().astype(np.uint64)
-    lo = (s & np.uint64(MASK32)).astype(np.uint32).reshape(1, -1)
-    hi = (s >> np.uint64(32)).astype(np.uint32).reshape(1, -1)
-    st = np.array([int(v) & MASK32 for v in streams], dtype=np.uint64).reshape(-1, 1)
-    golden = ((st * np.uint64(_GOLDEN)) & np.uint64(MASK32)).astype(np.uint32)
-    salt = (st ^ np.uint64(0x85EBCA6B)).astype(np.uint32)
-    with np.errstate(over="ignore"):
-        k1 = _mix32_np(lo ^ _mix32_np(hi ^ golden))
-        k2 = _mix32_np(k1 ^ salt)
+    k1, k2 = _keys_np(seed.detach().to("cpu", torch.int64).numpy(), streams)
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a).view(np.int32)).to(seed.device)  # noqa: E731
     return to(k1), to(k2)
 
@@ -430,7 +439,7 @@ def draw_uniform(seed: Tensor, n: int, stream: int) -> Tensor:
         >>> bool((u[0] == u[1]).all()), bool((u[0] != u[2]).any()), u.shape
         (True, True, torch.Size([3, 2]))
     """
-    k1, k2 = (k[0].numpy().view(np.uint32).reshape(-1, 1) for k in _keys_many(seed.to("cpu"), [stream]))
+    k1, k2 = (k.reshape(-1, 1) for k in _keys_np(seed.detach().to("cpu", torch.int64).numpy(), [stream]))
     c = np.arange(2 * n, dtype=np.uint32).reshape(1, -1)
     with np.errstate(over="ignore"):
         h = _mix32_np(_mix32_np(c ^ k1) + k2)  # hash32(seed, c, stream) on the host
@@ -453,13 +462,13 @@ def combine_seeds(*parts: Tensor | int) -> Tensor:
         p.detach().to("cpu", torch.int64).numpy() if isinstance(p, Tensor) else np.array(int(p), dtype=np.int64)
         for p in parts
     ]
-    arrays = [a.astype(np.uint64) for a in np.broadcast_arrays(*arrays)]  # int64 bits as uint64 (wrapping)
+    arrays = np.broadcast_arrays(*arrays)
     acc = np.full(arrays[0].shape, 0x2545F491, dtype=np.uint32)
     acc_hi = np.full(arrays[0].shape, 0x1B873593, dtype=np.uint32)
     with np.errstate(over="ignore"):
         for i, t in enumerate(arrays):
             golden = np.uint32((i * _GOLDEN) & MASK32)
-            for word in ((t & np.uint64(MASK32)).astype(np.uint32), (t >> np.uint64(32)).astype(np.uint32)):
+            for word in _halves_np(t):
                 acc = _mix32_np(acc ^ _mix32_np(word + golden))
                 acc_hi = _mix32_np((acc_hi + acc) ^ word)
     out = (acc_hi.astype(np.uint64) << np.uint64(32)) | acc.astype(np.uint64)
