@@ -213,6 +213,9 @@ class Corruption(nn.Module):
     #: The CPU work runs in host threads of the corruption's own (the JPEG codec): the forward's torch ops run with
     #: one OpenMP thread (:func:`~robust_train.functional._common.single_omp_thread`).
     cpu_host_threads: ClassVar[bool] = False
+    #: ``apply`` checks the value range (NaN, outside [0, 1]) itself, from a pass over the image it makes anyway (the
+    #: JPEG codec's uint8 conversion); the forward then checks only shape and dtype up front.
+    checks_values_in_apply: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -370,7 +373,7 @@ class Corruption(nn.Module):
         return self._forward(x, params)
 
     def _forward(self, x: Tensor, params: Params | None) -> Tensor:
-        check_image(x)
+        check_image(x, check_values=not self.checks_values_in_apply)
         params = Params.for_batch(params, x.shape[0], self.sample_params)
         self.last_params = params
         dev = params.to(x.device)

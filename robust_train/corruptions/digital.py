@@ -146,6 +146,7 @@ class JpegCompression(Corruption):
     output_on_grid = True  # decoded 8-bit pixels
     cpu_host_threads = True  # the codec threads do the work; the torch ops around them use one OpenMP thread
     cpu_chunk_bytes = None  # no cache blocking: the codec works per image, split over the torch threads
+    checks_values_in_apply = True  # the codec's uint8 conversion computes the range
     table = SeverityTable(
         ("quality",),
         imagenet=[(25,), (18,), (15,), (10,), (7,)],
@@ -162,7 +163,7 @@ class JpegCompression(Corruption):
     def apply(self, x: Tensor, params: Params) -> Tensor:
         """Apply the table arguments of each sample's severity (see the class docstring)."""
         a = self.args(params, self.resolve_preset(x))
-        return F.jpeg_compression(x, torch.round(a["quality"]), codec=self.codec)
+        return F.jpeg_compression(x, torch.round(a["quality"]), codec=self.codec, check_values=True)
 
     def extra_repr(self) -> str:
         """Settings shown in ``repr``."""

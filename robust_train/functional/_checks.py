@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_image", "check_batch_param", "check_range", "check_shape"]
+__all__ = ["check_image", "check_batch_param", "check_range", "check_shape", "check_value_range"]
 
 
 def check_shape(x: Tensor, spec: str, name: str = "x") -> None:
@@ -60,11 +60,24 @@ def check_image(x: Tensor, name: str = "x", channels: int | None = 3, check_valu
     if check_values and not torch.compiler.is_compiling():
         with torch.no_grad():
             lo, hi = torch.aminmax(x.detach())
-            lo_v, hi_v = float(lo), float(hi)
-        if lo_v != lo_v or hi_v != hi_v:
-            raise ValueError(f"{name}: contains NaN")
-        if lo_v < 0.0 or hi_v > 1.0:
-            raise ValueError(f"{name}: expected values in [0, 1], got range [{lo_v:.4g}, {hi_v:.4g}]")
+        check_value_range(float(lo), float(hi), name)
+
+
+def check_value_range(lo: float, hi: float, name: str = "x") -> None:
+    """The value check of :func:`check_image` from an image's minimum and maximum (NaN when it contains NaN).
+
+    For ops that get ``aminmax`` from a pass over the image they make anyway (the JPEG codec's uint8 conversion).
+
+    Raises:
+        ValueError: ``lo`` or ``hi`` is NaN, or the range is not inside ``[0, 1]``.
+
+    Example:
+        >>> check_value_range(0.0, 1.0)
+    """
+    if lo != lo or hi != hi:
+        raise ValueError(f"{name}: contains NaN")
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name}: expected values in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
 
 
 def check_range(value: float, lo: float, hi: float, name: str) -> None:

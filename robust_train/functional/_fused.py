@@ -160,7 +160,7 @@ class _RaisedRecompileLimit:
 _RECOMPILE_LIMIT = _RaisedRecompileLimit()
 
 
-def fused(fn: F) -> F:
+def fused(fn: F | None = None, *, release_gil: bool = False) -> Any:
     """Decorate a pure tensor function as a fused kernel (compiled when :func:`fusion_enabled`, else eager).
 
     The device is that of the first tensor argument. Keyword arguments must be Python scalars (they are baked
@@ -171,12 +171,22 @@ def fused(fn: F) -> F:
     as a second shape is seen (another chunk size, image size or corruption sharing the kernel): measured 8-30%
     slower on the CPU (pixelate 0.175 -> 0.23 ms/image after the other corruptions had run). The per-kernel
     variant limit is raised to :data:`RECOMPILE_LIMIT` for these calls only (past it Dynamo runs the eager function).
+
+    ``@fused(release_gil=True)``: compiled with Inductor's C++ wrapper (``cpp_wrapper``), which releases the GIL while
+    the kernels run, for kernels that pool threads of our own call concurrently (the JPEG codec threads); the default
+    Python wrapper holds the GIL for the whole call, which serialises such threads. Slower to compile (once per
+    variant, cached on disk). A kernel may also mutate an argument (``out.copy_(...)``): Inductor writes in place.
+    Compiled variants are also specialised on the calling thread's OpenMP thread count (a Dynamo guard): a pool
+    thread with one OpenMP thread runs its own single-threaded variant.
     """
+    if fn is None:
+        return functools.partial(fused, release_gil=release_gil)
     name = f"{fn.__module__}.{fn.__qualname__}"
+    options = {"cpp_wrapper": True} if release_gil else None
 
     @functools.cache
     def compiled() -> Callable[..., Any]:
-        return torch.compile(fn, fullgraph=True, dynamic=False)
+        return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

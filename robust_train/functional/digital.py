@@ -22,8 +22,9 @@ Fused kernels (:mod:`._fused`; compiled when fusion is on, otherwise the same fu
   Elementwise maths is identical, so fused == eager bit for bit.
 * ``saturate``: the scikit-image HSV round trip on planes (:func:`~.color.rgb_to_hsv_planes` /
   :func:`~.color.hsv_to_rgb_planes`), saturation change and clip in one pass; same per-pixel arithmetic (bit-exact).
-* ``jpeg_compression`` (CPU codec): float -> planar uint8 before, decoder HWC uint8 -> float CHW after (one pass
-  each); integer-valued results, hence exact. The codec threads interleave the planes with NumPy.
+* ``jpeg_compression`` (CPU codec): float -> planar uint8 with the range check's ``aminmax`` before, decoder HWC uint8
+  -> float CHW after (one pass each, run by the codec threads per group of images, compiled with the C++ wrapper that
+  releases the GIL); integer-valued results, hence exact. The codec threads interleave the planes with NumPy.
 * ``pixelate``, all samples with one intermediate size and windows of <= 8 taps (always the case for the tables):
   rounding + width pass (column gathers at the intermediate width), height pass composed with the row upscale
   (whole-row gathers), column upscale. Integer sums and ``floor((sum + bias) / count)`` as in the general path,
@@ -46,8 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_image, check_shape
-from ._common import eager_only, host_threads
+from ._checks import check_batch_param, check_image, check_shape, check_value_range
+from ._common import eager_only, host_threads, single_omp_thread
 from ._fused import fused, fused_runs
 from ._rng import field_uniform, stream_id
 from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
@@ -304,70 +305,106 @@ def jpeg_surrogate(x: Tensor, quality: Tensor | float) -> Tensor:
     return (out / 255.0).clamp(0.0, 1.0)
 
 
-@fused
-def _to_uint8(x: Tensor) -> Tensor:
-    """``round(clip(x, 0, 1) * 255)`` as uint8 in the input's (planar) layout: one pass when fused."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+@fused(release_gil=True)
+def _to_uint8_planes(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``round(clip(x, 0, 1) * 255)`` as planar uint8, and ``aminmax(x)`` for the value check: one pass when fused."""
+    lo, hi = torch.aminmax(x)
+    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8), lo, hi
 
 
-@fused
-def _from_hwc_uint8(hwc: Tensor) -> Tensor:
-    """(B, H, W, 3) uint8 -> contiguous (B, 3, H, W) float32 ``k / 255``; one pass with the layout change when fused."""
-    return (hwc.to(torch.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
+@fused(release_gil=True)
+def _hwc_uint8_into(hwc: Tensor, out: Tensor) -> None:
+    """Write (n, H, W, 3) uint8 as ``k / 255`` into ``out``, (n, 3, H, W) float: one pass with the layout change."""
+    out.copy_((hwc.to(out.dtype) / 255.0).permute(0, 3, 1, 2))
+
+
+#: Float bytes per group of images that a codec thread converts with one kernel call (a few MB: cache-sized work,
+#: few calls). At 224 px float32 that is 13 images.
+_CODEC_GROUP_BYTES = 8 << 20
 
 
 @eager_only  # the codec is opaque host code: torch.compile runs it eagerly (graph break)
-def _codec_cpu(planes: Tensor, quality: list[int], out: Tensor) -> Tensor:
-    """JPEG round trip on the CPU with libjpeg-turbo through ``torchvision.io``, in parallel threads.
+def _codec_cpu(x: Tensor, quality: list[int], out: Tensor) -> tuple[float, float]:
+    """JPEG round trip of ``x`` (B, 3, H, W) float on the CPU into ``out`` (same shape, float), in parallel threads.
 
-    ``encode_jpeg`` writes files byte-identical to Pillow's ``Image.save(format="JPEG", quality=q)`` (the
-    original's encoder: same libjpeg defaults, 4:2:0, islow DCT, baseline tables; checked in the tests for every
-    quality), and ``decode_jpeg`` (islow IDCT, fancy upsampling) decodes them bit-identically to Pillow. Both
-    release the GIL, which Pillow's encoder does not, so the batch is split into one contiguous run of images per
-    torch thread. ``planes`` is (B, 3, H, W) contiguous uint8; each thread interleaves an image's planes with
-    NumPy (the encoder's HWC layout), codes it and copies the decoded image (a plain copy: the decoder's layout)
-    into ``out[i]``, (B, H, W, 3) uint8.
+    Returns ``(min, max)`` of ``x`` (NaN if it contains NaN), for the caller's value check.
 
-    The pool threads run no ATen kernel that could go parallel: a torch op large enough for intra-op parallelism,
-    started from a pool thread, creates a second OpenMP thread team; with more OpenMP threads than cores libgomp
-    stops spin-waiting, and every later parallel region of the main thread paid for it (every later corruption up
-    to 1.8x slower, measured). So the planes are interleaved with NumPy and handed to the encoder as a CHW view of
-    HWC memory, for which its internal CHW -> HWC ``contiguous()`` is a no-op, and the decoded image is copied
-    with NumPy.
+    Coding is libjpeg-turbo through ``torchvision.io``: ``encode_jpeg`` writes files byte-identical to Pillow's
+    ``Image.save(format="JPEG", quality=q)`` (the original's encoder: same libjpeg defaults, 4:2:0, islow DCT,
+    baseline tables; checked in the tests for every quality), and ``decode_jpeg`` (islow IDCT, fancy upsampling)
+    decodes them bit-identically to Pillow. Both release the GIL (Pillow's encoder does not).
+
+    The batch is split into one contiguous run of images per thread of the caller's budget (:func:`host_threads`),
+    and each thread does all the work of its run, a group of a few MB at a time: float -> planar uint8 (with the
+    ``aminmax`` of the check) in one kernel, then per image the planes interleaved with NumPy (the encoder's HWC
+    layout), encoded and decoded, and finally the decoded HWC images written to ``out`` as floats in one kernel.
+    Nothing runs serially around the codec. Run inside :func:`single_omp_thread`: the pool threads then have one
+    OpenMP thread each and never start an OpenMP team (a second team makes libgomp stop spin-waiting, and every later
+    parallel region of the main thread paid for it: up to 1.8x slower, measured), and the two conversion kernels are
+    compiled with Inductor's C++ wrapper, which releases the GIL while they run (the default wrapper holds it and
+    serialised the threads: 0.19 vs 0.15 ms per image at 224 px on 2 cores). The encoder gets a CHW view of HWC
+    memory, for which its internal ``contiguous()`` is a no-op. Pool threads run under ``torch.inference_mode()``
+    (thread-local: the caller's mode does not reach them), which may write into a caller's inference tensor.
     """
-    b = planes.shape[0]
-    planes_np = planes.numpy()
-    out_np = out.numpy()  # writes through NumPy: no OpenMP, and no inference-mode check (thread-local) in workers
+    b, _, h, w = x.shape
+    group = max(1, _CODEC_GROUP_BYTES // (x[0].numel() * x.element_size()))
     workers = min(b, host_threads())
     if workers <= 1:
-        _codec_cpu_run(planes_np, quality, out_np, range(b))
-        return out
-    bounds = [b * k // workers for k in range(workers + 1)]
-    runs = [range(bounds[k], bounds[k + 1]) for k in range(workers)]
-    futures = [_codec_pool(workers).submit(_codec_cpu_run, planes_np, quality, out_np, r) for r in runs]
-    for fut in futures:
-        fut.result()
-    return out
+        los, his = _codec_cpu_run(x, quality, out, range(b), group)
+    else:
+        bounds = [b * k // workers for k in range(workers + 1)]
+        pool = _codec_pool(workers)
+        futures = [
+            pool.submit(_codec_cpu_run, x, quality, out, range(bounds[k], bounds[k + 1]), group) for k in range(workers)
+        ]
+        los, his = [], []
+        for fut in futures:
+            lo_k, hi_k = fut.result()
+            los += lo_k
+            his += hi_k
+    return float(torch.stack(los).min()), float(torch.stack(his).max())
 
 
-def _codec_cpu_run(planes: np.ndarray, quality: list[int], out: np.ndarray, run: range) -> None:
-    """Images ``run`` of ``planes`` through ``encode_jpeg`` / ``decode_jpeg`` into ``out`` (see :func:`_codec_cpu`)."""
+def _codec_cpu_run(
+    x: Tensor, quality: list[int], out: Tensor, run: range, group: int
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Images ``run`` of ``x`` through the codec into ``out`` (see :func:`_codec_cpu`); the groups' min and max."""
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
-    for i in run:
-        p = planes[i]
-        hwc = torch.from_numpy(np.stack((p[0], p[1], p[2]), axis=-1))  # 3-plane stack: 3x faster than a transpose
-        dec = decode_jpeg(encode_jpeg(hwc.permute(2, 0, 1), quality=int(quality[i])), mode=ImageReadMode.RGB)
-        np.copyto(out[i], dec.permute(1, 2, 0).numpy())  # (3, H, W) view of (H, W, 3) memory: a plain copy
+    los, his = [], []
+    h, w = x.shape[-2:]
+    with torch.inference_mode():
+        scratch = np.empty((min(group, len(run)), h, w, 3), dtype=np.uint8)
+        for i in range(run.start, run.stop, group):
+            j = min(i + group, run.stop)
+            planes, lo, hi = _to_uint8_planes(x[i:j])
+            los.append(lo)
+            his.append(hi)
+            planes_np = planes.numpy()
+            for k in range(j - i):
+                p = planes_np[k]
+                hwc = torch.from_numpy(
+                    np.stack((p[0], p[1], p[2]), axis=-1)
+                )  # 3-plane stack: 3x faster than a transpose
+                dec = decode_jpeg(
+                    encode_jpeg(hwc.permute(2, 0, 1), quality=int(quality[i + k])), mode=ImageReadMode.RGB
+                )
+                np.copyto(scratch[k], dec.permute(1, 2, 0).numpy())  # (3, H, W) view of (H, W, 3) memory: a plain copy
+            _hwc_uint8_into(torch.from_numpy(scratch[: j - i]), out[i:j])
+    return los, his
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
 def _codec_pool(workers: int) -> ThreadPoolExecutor:
-    """A lazily created, reused thread pool for the CPU codec."""
+    """A lazily created, reused thread pool for the CPU codec; its threads use one OpenMP thread each."""
     if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rt-jpeg")
+        # created inside single_omp_thread (the process-wide count is already 1): this only sets the new thread's own
+        # OpenMP thread count, which is per thread
+        _POOLS[workers] = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="rt-jpeg", initializer=torch.set_num_threads, initargs=(1,)
+        )
     return _POOLS[workers]
 
 
@@ -385,7 +422,7 @@ def _codec_cuda(u8: Tensor, quality: Tensor) -> Tensor:  # pragma: no cover - ne
     return out
 
 
-def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") -> Tensor:
+def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto", *, check_values: bool = False) -> Tensor:
     """JPEG encode and decode each image at its own quality (spec 2.16).
 
     Images are quantised to 8 bit by rounding (exact for images already on the 8-bit grid), encoded as baseline
@@ -404,12 +441,15 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") ->
         x: images, shape (B, 3, H, W), float in [0, 1].
         quality: JPEG quality per sample, shape (B,) or scalar, in [1, 100] (fractional values are rounded).
         codec: ``"auto"`` (nvJPEG for CUDA tensors, libjpeg otherwise) or ``"cpu"`` (always libjpeg).
+        check_values: raise on values outside [0, 1] or NaN, as :func:`~._checks.check_image` does (free on the CPU
+            codec: its uint8 conversion computes the range); otherwise values are clipped to [0, 1].
 
     Returns:
         Decoded images, shape (B, 3, H, W), same dtype and device, values on the 8-bit grid ``k / 255``.
 
     Raises:
-        ValueError: quality outside [1, 100], wrong shapes, unknown codec.
+        ValueError: quality outside [1, 100], wrong shapes, unknown codec; with ``check_values``, values outside
+            [0, 1] or NaN.
 
     Example:
         >>> jpeg_compression(torch.rand(2, 3, 16, 16), torch.tensor([25, 80])).shape
@@ -420,16 +460,18 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto") ->
         raise ValueError(f"codec: expected 'auto' or 'cpu', got {codec!r}")
     q = _quality_vector(quality, x.shape[0])
     if x.is_cuda and codec == "auto":  # pragma: no cover - needs a GPU
+        if check_values:
+            check_image(x)
         dec = _codec_cuda(torch.round(x.detach().clamp(0.0, 1.0) * 255.0).to(torch.uint8).contiguous(), q)
         out = dec.to(x.dtype).div_(255.0)
     else:
-        b, _, h, w = x.shape
-        planes = _to_uint8(x.detach()).to("cpu").contiguous()
-        hwc = _codec_cpu(planes, q.tolist(), torch.empty(b, h, w, 3, dtype=torch.uint8))
-        if x.dtype == torch.float32:
-            out = _from_hwc_uint8(hwc).to(x.device)
-        else:
-            out = hwc.permute(0, 3, 1, 2).to(x.device, x.dtype).div_(255.0).contiguous()
+        src = x.detach().to("cpu").contiguous()
+        out = torch.empty(src.shape, dtype=x.dtype)
+        with single_omp_thread():
+            lo, hi = _codec_cpu(src, q.tolist(), out)
+        if check_values:
+            check_value_range(lo, hi)
+        out = out.to(x.device)
     if _needs_grad(x):
         return _value_with_grad_of(out, jpeg_surrogate(x, q))
     return out

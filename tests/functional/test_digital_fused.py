@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -79,22 +80,73 @@ def test_torchvision_encoder_writes_pillows_files(hw: tuple[int, int]) -> None:
         assert encode_jpeg(view, quality=q).numpy().tobytes() == buf.getvalue(), q
 
 
+@pytest.mark.parametrize("fuse", ["off", "on"])
 @pytest.mark.parametrize("mode", ["inference", "no_grad"])
-def test_jpeg_codec_threads_under_inference_mode(mode: str) -> None:
+def test_jpeg_codec_threads_under_inference_mode(mode: str, fuse: str) -> None:
     """The CPU codec's pool threads write into a tensor made by the caller: also under ``torch.inference_mode()``
-    (evaluation runs there; inference mode is thread-local) - the pool must be used, hence two torch threads."""
-    x = _photo_like(4, 24, 24, seed=3)
+    (evaluation runs there; inference mode is thread-local) - the pool must be used, hence two torch threads. With
+    fusion on the pool threads run the compiled conversion kernels (one OpenMP thread each, GIL released)."""
+    x = _photo_like(40, 24, 24, seed=3)  # 40 images: several conversion groups per thread
+    q = torch.tensor([10, 30, 50, 90] * 10)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    group = F._CODEC_GROUP_BYTES
+    F._CODEC_GROUP_BYTES = 7 * x[0].numel() * 4  # groups of 7 images: 20 per thread = 7 + 7 + 6
+    try:
+        with fusion(fuse):
+            ctx = torch.inference_mode() if mode == "inference" else torch.no_grad()
+            with ctx:
+                out = F.jpeg_compression(x, q)
+            assert torch.get_num_threads() == 2  # restored after the codec's one-OpenMP-thread section
+        ref = []
+        for i, img in enumerate(_to_u8(x)):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG", quality=int(q[i]))
+            ref.append(np.asarray(Image.open(buf).convert("RGB")))
+    finally:
+        F._CODEC_GROUP_BYTES = group
+        torch.set_num_threads(threads)
+    assert out.is_inference() == (mode == "inference")
+    assert np.array_equal(_to_u8(out), np.stack(ref))
+
+
+def test_jpeg_codec_threads_leave_the_thread_count_of_new_threads() -> None:
+    """The pool threads set their own OpenMP thread count to one; a thread started after a JPEG call (a data loader
+    thread, say) must still get the process's count, not the codec threads' one."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        ctx = torch.inference_mode() if mode == "inference" else torch.no_grad()
-        with ctx:
-            out = F.jpeg_compression(x, torch.tensor([10, 30, 50, 90]))
-        ref = F.jpeg_compression(x, torch.tensor([10, 30, 50, 90]))
+        F.jpeg_compression(_photo_like(4, 16, 16), 50)
+        seen: list[int] = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
     finally:
         torch.set_num_threads(threads)
-    assert out.is_inference() == (mode == "inference")
-    assert torch.equal(out, ref)
+    assert seen == [2]
+
+
+@pytest.mark.parametrize("fuse", ["off", "on"])
+def test_jpeg_value_check_folded_into_the_conversion(fuse: str) -> None:
+    """``check_values=True`` (the module's path) raises as ``check_image`` does, from the ``aminmax`` that the uint8
+    conversion computes (fused: Inductor's min/max must propagate NaN); without it values are clipped."""
+    x = _photo_like(3, 16, 16, seed=5)
+    with fusion(fuse):
+        for bad, match in (
+            (float("nan"), "NaN"),
+            (1.5, r"\[0, 1\]"),
+            (-0.25, r"\[0, 1\]"),
+            (float("inf"), r"\[0, 1\]"),
+        ):
+            y = x.clone()
+            y[2, 1, 5, 7] = bad
+            with pytest.raises(ValueError, match=match):
+                F.jpeg_compression(y, 50, check_values=True)
+        y = x.clone()
+        y[0, 0, 0, 0] = 1.5
+        clipped = x.clone()
+        clipped[0, 0, 0, 0] = 1.0
+        assert torch.equal(F.jpeg_compression(y, 50), F.jpeg_compression(clipped, 50, check_values=True))
 
 
 def test_saturate_and_contrast_fused_are_bit_exact() -> None:
