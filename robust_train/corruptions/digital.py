@@ -204,6 +204,7 @@ class Pixelate(Corruption):
     gradient = "straight-through"
     output_on_grid = True  # Pillow's 8-bit resampling model
     cpu_chunk_bytes = None  # no cache blocking: per-call overhead outweighs it (0.21 -> 0.14 ms/image at 224 px)
+    checks_values_in_apply = True  # the fused width pass computes the range on the way
     table = SeverityTable(
         ("factor",),
         imagenet=[(0.6,), (0.5,), (0.4,), (0.3,), (0.25,)],
@@ -214,7 +215,7 @@ class Pixelate(Corruption):
     def apply(self, x: Tensor, params: Params) -> Tensor:
         """Apply the table arguments of each sample's severity (see the class docstring)."""
         a = self.args(params, self.resolve_preset(x))
-        return F.pixelate(x, a["factor"])
+        return F.pixelate(x, a["factor"], check_values=True)
 
 
 def _scaled(scale: float, rows: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:

@@ -28,7 +28,8 @@ Fused kernels (:mod:`._fused`; compiled when fusion is on, otherwise the same fu
 * ``pixelate``, all samples with one intermediate size and windows of <= 8 taps (always the case for the tables):
   rounding + width pass (column gathers at the intermediate width), height pass composed with the row upscale
   (whole-row gathers), column upscale. Integer sums and ``floor((sum + bias) / count)`` as in the general path,
-  hence exact (the general path serves mixed sizes, long windows and gradients).
+  hence exact (the general path serves mixed sizes, long windows and gradients). The module's value check takes
+  the min and max of the width pass's taps (they cover every column for the tables' sizes).
 * ``elastic_transform`` (only when fusion is on and no gradient is needed; otherwise the ``grid_sample`` path): both
   bilinear samplings as four gathers with the boundary folded into the integer taps (reflect-101 / half-sample
   symmetric), float64 weights formed as ``grid_sample`` forms them, and the displacement scaling, float32 cast and
@@ -663,30 +664,48 @@ def _row_plan_cpu(n: int, m: int, work: torch.dtype) -> tuple[Tensor, Tensor, Te
 
 
 @functools.lru_cache(maxsize=64)
-def _col_plan_cpu(n: int, m: int, work: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+def _col_plan_cpu(n: int, m: int, work: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, bool]:
     """One pass n -> m per *intermediate* line ``j``, and the nearest upscale source of each of the n lines.
 
-    Returns ``(idx, mask, bias, count, up)``: (T, m) source lines ``start + t`` (clamped) and 0/1 masks, (m,) bias and
-    count of the rounding, (n,) int64 upscale sources.
+    Returns ``(idx, mask, bias, count, up, covers)``: (T, m) source lines ``start + t`` (clamped) and 0/1 masks, (m,)
+    bias and count of the rounding, (n,) int64 upscale sources, and whether the windows together take every source
+    line (Pillow's float window bounds leave gaps for some sizes, e.g. 13 -> 6; never for the 224 px table).
     """
     start, stop, count, bias, _, up = (t[0] for t in _axis_plan_cpu(n, (m,)))
     taps = int((stop - start).max())
     idx = torch.stack([(start + t).clamp(max=n - 1) for t in range(taps)])
     mask = torch.stack([(stop - start) > t for t in range(taps)]).to(work)
-    return idx, mask, bias.to(work), count.to(work), up
+    taken = torch.zeros(n, dtype=torch.bool)
+    for a, e in zip(start.tolist(), stop.tolist(), strict=True):
+        taken[a:e] = True
+    return idx, mask, bias.to(work), count.to(work), up, bool(taken.all())
 
 
 @fused
-def _box_cols(x: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tensor, *, taps: int) -> Tensor:
+def _box_cols(
+    x: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tensor, *, taps: int, value_range: bool
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Rounding to 8 bit and the exact BOX pass along columns: (B, C, H, W) float -> (B, C, H, M) integer values.
 
     ``out[..., j] = floor((sum_t round(clip(255 x, 0, 255))[..., idx[t, j]] * mask[t, j] + bias[j]) / count[j])``.
+    With ``value_range`` also the min and max of the taken taps of ``x`` (NaN if one is NaN): the range of ``x`` when
+    the windows cover every column, for the value check at no extra pass. The gathers are ``_unsafe_index`` (the
+    plan's indices are in range by construction): no bounds check per element, 18% faster at 224 px.
     """
-    u = (x * 255.0).clamp(0.0, 255.0).round()
-    acc = u[..., idx[0]] * mask[0]
-    for t in range(1, taps):
-        acc = acc + u[..., idx[t]] * mask[t]
-    return torch.floor((acc + bias) / count)
+    acc = lo = hi = None
+    for t in range(taps):
+        raw = torch.ops.aten._unsafe_index(x, [None, None, None, idx[t]])
+        u = (raw * 255.0).clamp(0.0, 255.0).round() * mask[t]
+        acc = u if acc is None else acc + u
+        if value_range:
+            taken = mask[t] > 0
+            lo_t, hi_t = torch.where(taken, raw, math.inf), torch.where(taken, raw, -math.inf)
+            lo = lo_t if lo is None else torch.minimum(lo, lo_t)
+            hi = hi_t if hi is None else torch.maximum(hi, hi_t)
+    out = torch.floor((acc + bias) / count)
+    if value_range:
+        return out, lo.amin(), hi.amax()
+    return out, None, None
 
 
 @fused
@@ -708,24 +727,32 @@ def _upscale_cols(v: Tensor, up: Tensor) -> Tensor:
     return v[..., up] / 255.0
 
 
-def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype) -> Tensor | None:
+def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype, check_values: bool) -> Tensor | None:
     """Pixelate when every sample has the same intermediate size (the usual case); ``None`` if windows are long.
 
     Same arithmetic as the general path in three fused kernels: rounding + width pass (column gathers at the
-    intermediate width), height pass composed with the row upscale (whole-row gathers), column upscale.
+    intermediate width), height pass composed with the row upscale (whole-row gathers), column upscale. With
+    ``check_values`` the value check uses the range that the width pass computes, when its windows cover every
+    column (otherwise a separate check).
     """
     h, w = x.shape[-2:]
-    pw, ph = _col_plan_cpu(w, mw, work), _row_plan_cpu(h, mh, work)
+    *pw, covers = _col_plan_cpu(w, mw, work)
+    ph = _row_plan_cpu(h, mh, work)
     taps_w, taps_h = pw[0].shape[0], ph[0].shape[0]
     if max(taps_w, taps_h) > _FAST_TAPS:
         return None
+    in_pass = check_values and covers and fused_runs(x)  # eager: one aminmax beats the per-tap where/min/max
+    if check_values and not in_pass:
+        check_image(x)
     pw, ph = [t.to(x.device) for t in pw], [t.to(x.device) for t in ph]
-    cols = _box_cols(x.to(work), *pw[:4], taps=taps_w)  # (B, C, H, Mw)
+    cols, lo, hi = _box_cols(x.to(work), *pw[:4], taps=taps_w, value_range=in_pass)  # (B, C, H, Mw)
+    if in_pass:
+        check_value_range(float(lo), float(hi))
     rows = _box_rows_up(cols, *ph, taps=taps_h)  # (B, C, H, Mw)
     return _upscale_cols(rows, pw[4]).to(x.dtype)
 
 
-def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
+def pixelate(x: Tensor, factor: Tensor | float, *, check_values: bool = False) -> Tensor:
     """Pixelate: PIL ``BOX`` resize to ``int(S * c)`` and back (spec 2.17, H6), exact 8-bit model.
 
     The image is quantised to 8 bit (rounding; exact for 8-bit inputs). Downscale: each output pixel averages, with
@@ -744,12 +771,14 @@ def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
         x: images, shape (B, 3, H, W), float in [0, 1].
         factor: downscale factor per sample, shape (B,) or scalar, in (0, 1]; sizes are ``int(S * c)`` computed in
             float64, so pass Python floats or float64 tensors (a float32 ``0.02`` is slightly below 0.02).
+        check_values: raise on values outside [0, 1] or NaN, as :func:`~._checks.check_image` does (on the fused
+            path from the range its width pass computes); otherwise values are clipped to [0, 1].
 
     Returns:
         Shape (B, 3, H, W), same dtype, values on the 8-bit grid ``k / 255``.
 
     Raises:
-        ValueError: factor outside (0, 1] or wrongly shaped.
+        ValueError: factor outside (0, 1] or wrongly shaped; with ``check_values``, values outside [0, 1] or NaN.
 
     Example:
         >>> pixelate(torch.rand(2, 3, 32, 32), torch.tensor([0.95, 0.65])).shape
@@ -763,9 +792,11 @@ def pixelate(x: Tensor, factor: Tensor | float) -> Tensor:
     sizes = pixelate_sizes(h, w, fac)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32  # window sums of 8-bit ints are exact
     if not _needs_grad(x) and bool((sizes == sizes[0]).all()):
-        out = _pixelate_uniform(x.detach(), int(sizes[0, 0]), int(sizes[0, 1]), work)
+        out = _pixelate_uniform(x.detach(), int(sizes[0, 0]), int(sizes[0, 1]), work, check_values)
         if out is not None:
             return out
+    if check_values:
+        check_image(x)
     h0, h1, hn, hb, hk, hup = _axis_plan(h, sizes[:, 0].tolist(), x.device)
     w0, w1, wn, wb, wk, wup = _axis_plan(w, sizes[:, 1].tolist(), x.device)
     u = x.detach().to(work).mul(255.0).clamp_(0.0, 255.0).round_()

@@ -188,3 +188,28 @@ def test_elastic_fused_matches_grid_sample_path(h: int, w: int, alpha: float, si
     assert float((compiled - eager).abs().max()) <= 1e-6
     q = lambda t: torch.floor(t * 255.0 + 1e-4)  # noqa: E731
     assert float((q(compiled) == q(eager)).float().mean()) >= 0.999
+
+
+@pytest.mark.parametrize("fuse", ["off", "on"])
+@pytest.mark.parametrize(("size", "factor"), [(40, 0.3), (13, 0.5)])  # 13 -> 6: Pillow's windows skip column 6
+def test_pixelate_value_check_folded_into_the_width_pass(fuse: str, size: int, factor: float) -> None:
+    """``check_values=True`` (the module's path) raises as ``check_image`` does; fused, the range comes from the width
+    pass's gathered taps when they cover every column, else from a separate check. Every column is tried, the one
+    no 13 -> 6 window takes included. Without ``check_values`` values are clipped."""
+    from robust_train.functional.digital import _col_plan_cpu
+
+    assert _col_plan_cpu(size, int(size * factor), torch.float32)[-1] == (size == 40)
+    x = _photo_like(2, size, size, seed=6)
+    with fusion(fuse):
+        for col in range(size):
+            for bad, match in ((float("nan"), "NaN"), (1.5, r"\[0, 1\]"), (-0.25, r"\[0, 1\]")):
+                y = x.clone()
+                y[1, 2, col % 5, col] = bad
+                with pytest.raises(ValueError, match=match):
+                    F.pixelate(y, factor, check_values=True)
+        assert torch.equal(F.pixelate(x, factor, check_values=True), F.pixelate(x, factor))
+        y = x.clone()
+        y[0, 0, 0, 0] = 1.5
+        clipped = x.clone()
+        clipped[0, 0, 0, 0] = 1.0
+        assert torch.equal(F.pixelate(y, factor), F.pixelate(clipped, factor))
