@@ -349,6 +349,16 @@ def _uniform_fused(k1: Tensor, k2: Tensor, counters: Tensor, *, double: bool) ->
     return unit_expr(hash_expr(k1, k2, counters), torch.float64 if double else torch.float32)
 
 
+@fused
+def _normal_fused(keys: Tensor, n: int, work: torch.dtype) -> Tensor:
+    """:func:`field_normal` as one fused loop (:func:`normal_expr`).
+
+    The same hash bits as the blocked version; Inductor's ``log``/``cos``/``sin`` may round differently in the last
+    bits (a third of float32 values differ, by <= 1e-6).
+    """
+    return normal_expr(keys, n, work)
+
+
 #: XOR applied to a stream id to get the stream of the second Box-Muller uniform.
 NORMAL_STREAM_XOR = 0x5BD1E995
 
@@ -397,6 +407,8 @@ def field_normal(
     streams ``stream`` and ``stream ^ NORMAL_STREAM_XOR``. The pair shares its radius, yet the two values are
     independent standard normals (the polar form of a 2-D Gaussian), so the field is i.i.d. N(0, 1); the tails are
     cut at ``sqrt(2 ln 2**25) ~ 5.9`` by the 24-bit uniforms. Half as many hashes as one uniform pair per value.
+    With fusion on (:mod:`._fused`) the field is one compiled loop (4.6x faster at 224 px): the same hash bits, with
+    ``log``/``cos``/``sin`` that may round differently in the last bits (float32: <= 1e-6 absolute).
 
     Args:
         seed: int64 per-sample seeds, shape (B,).
@@ -417,6 +429,8 @@ def field_normal(
     work = _work_dtype(dtype)
     batch = seed.shape[0]
     keys = _normal_keys(seed, stream, device)
+    if fusion_enabled(device):
+        return _normal_fused(torch.cat(keys, dim=1), n, work).to(dtype).view(batch, *shape)
     out = torch.empty((batch, n), dtype=dtype, device=device)
     for b0, b1, e0, e1 in _blocks(batch, n, device, align=2):
         out[b0:b1, e0:e1] = _normal_block(keys, b0, b1, e0, e1, work, device)
