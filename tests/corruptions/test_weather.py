@@ -816,6 +816,27 @@ def test_canny_and_chamfer_match_opencv_under_fusion(fused_on: None) -> None:
     test_chamfer_distance_vs_opencv()
 
 
+def test_canny_and_chamfer_fused_equal_eager() -> None:
+    """The fused Canny (Sobel and NMS kernels in float arithmetic) and chamfer steps (one kernel per min-plus step,
+    two ping-pong buffers) give the eager integer / in-place versions' results exactly: random 8-bit images (smooth
+    and rough, so every NMS direction and the zero-derivative sign cases occur), tiny and thin sizes included."""
+    from robust_train import fusion
+
+    g = torch.Generator().manual_seed(7)
+    sizes = [(1, 9), (9, 1), (2, 2), (3, 40), (37, 41), (64, 23)]
+    for i, (h, w) in enumerate(sizes * 2):
+        img = torch.randint(0, 256, (3, h, w), generator=g).float()
+        if i % 2 and min(h, w) >= 3:
+            img = torch.round(torch.nn.functional.avg_pool2d(img.unsqueeze(1), 3, 1, 1).squeeze(1))
+        with fusion("off"):
+            edges = W.canny(img, 50, 150)
+            dist = W.chamfer_distance(edges)
+        with fusion("on"):
+            assert torch.equal(W.canny(img, 50, 150), edges), (h, w)
+            assert torch.equal(W.chamfer_distance(edges), dist), (h, w)
+        assert bool(edges.any()) or min(h, w) < 3
+
+
 def test_snow_fused_bit_exact_given_noise(fused_on: None) -> None:
     _check_snow("cifar", [1, 3, 5], PHOTOS[:2])
     _check_snow("imagenet", [3], PHOTOS[:1])
