@@ -335,34 +335,37 @@ def _codec_cpu(x: Tensor, quality: list[int], out: Tensor) -> tuple[float, float
     baseline tables; checked in the tests for every quality), and ``decode_jpeg`` (islow IDCT, fancy upsampling)
     decodes them bit-identically to Pillow. Both release the GIL (Pillow's encoder does not).
 
-    The batch is split into one contiguous run of images per thread of the caller's budget (:func:`host_threads`),
-    and each thread does all the work of its run, a group of a few MB at a time: float -> planar uint8 (with the
-    ``aminmax`` of the check) in one kernel, then per image the planes interleaved with NumPy (the encoder's HWC
-    layout), encoded and decoded, and finally the decoded HWC images written to ``out`` as floats in one kernel.
-    Nothing runs serially around the codec. Run inside :func:`single_omp_thread`: the pool threads then have one
-    OpenMP thread each and never start an OpenMP team (a second team makes libgomp stop spin-waiting, and every later
-    parallel region of the main thread paid for it: up to 1.8x slower, measured), and the two conversion kernels are
-    compiled with Inductor's C++ wrapper, which releases the GIL while they run (the default wrapper holds it and
-    serialised the threads: 0.19 vs 0.15 ms per image at 224 px on 2 cores). The encoder gets a CHW view of HWC
-    memory, for which its internal ``contiguous()`` is a no-op. Pool threads run under ``torch.inference_mode()``
-    (thread-local: the caller's mode does not reach them), which may write into a caller's inference tensor.
+    The batch is split into one contiguous run of images per thread of the caller's budget (:func:`host_threads`): the
+    calling thread takes the first run, pool threads the others. Each thread does all the work of its run, a group of a
+    few MB at a time: float -> planar uint8 (with the ``aminmax`` of the check) in one kernel, then per image the planes
+    interleaved with NumPy (the encoder's HWC layout), encoded and decoded, and finally the decoded HWC images written
+    to ``out`` as floats in one kernel. Nothing runs serially around the codec. Run inside :func:`single_omp_thread`:
+    the calling thread then has one OpenMP thread, like the pool threads always, and none of them starts an OpenMP team
+    (a second team makes libgomp stop spin-waiting, and every later parallel region of the main thread paid for it: up
+    to 1.8x slower, measured), and the two conversion kernels are compiled with Inductor's C++ wrapper, which releases
+    the GIL while they run (the default wrapper holds it and serialised the threads: 0.19 vs 0.15 ms per image at 224 px
+    on 2 cores). The encoder gets a CHW view of HWC memory, for which its internal ``contiguous()`` is a no-op. Every
+    run is coded under ``torch.inference_mode()`` (thread-local: the caller's mode does not reach pool threads), which
+    may write into a caller's inference tensor.
     """
     b, _, h, w = x.shape
     group = max(1, _CODEC_GROUP_BYTES // (x[0].numel() * x.element_size()))
     workers = min(b, host_threads())
-    if workers <= 1:
-        los, his = _codec_cpu_run(x, quality, out, range(b), group)
-    else:
-        bounds = [b * k // workers for k in range(workers + 1)]
-        pool = _codec_pool(workers)
+    bounds = [b * k // workers for k in range(workers + 1)]
+    futures = []
+    if workers > 1:  # the calling thread codes the first run, pool threads the others (one hand-off fewer: -2%)
+        pool = _codec_pool(workers - 1)
         futures = [
-            pool.submit(_codec_cpu_run, x, quality, out, range(bounds[k], bounds[k + 1]), group) for k in range(workers)
+            pool.submit(_codec_cpu_run, x, quality, out, range(bounds[k], bounds[k + 1]), group)
+            for k in range(1, workers)
         ]
-        los, his = [], []
-        for fut in futures:
-            lo_k, hi_k = fut.result()
-            los += lo_k
-            his += hi_k
+    try:
+        los, his = _codec_cpu_run(x, quality, out, range(bounds[0], bounds[1]), group)
+    finally:
+        results = [fut.result() for fut in futures]  # never return while a pool thread still writes into out
+    for lo_k, hi_k in results:
+        los += lo_k
+        his += hi_k
     return float(torch.stack(los).min()), float(torch.stack(his).max())
 
 
