@@ -642,14 +642,22 @@ def canny(img: Tensor, low: float, high: float) -> Tensor:
     horiz = ay < tg22x
     vert = ay > tg67x  # excludes horiz: tg67x >= tg22x
     anti = (gx ^ gy) < 0  # signs differ: OpenCV's s = -1
+    cand = _local_max(mag, n, horiz, vert, anti) & (mag > low)
+    return _hysteresis(cand & (mag > high), cand)
+
+
+def _local_max(mag: Tensor, n: Callable[[int, int], Tensor], horiz: Tensor, vert: Tensor, anti: Tensor) -> Tensor:
+    """OpenCV's non-maximum test of ``mag`` against its two neighbours along the gradient sector.
+
+    ``n(dy, dx)`` is the shifted magnitude (0 outside): ``>`` one way and ``>=`` the other on horizontal and vertical
+    sectors, ``>`` both ways on diagonals.
+    """
     lm_h = (mag > n(0, -1)) & (mag >= n(0, 1))
     lm_v = (mag > n(-1, 0)) & (mag >= n(1, 0))
     lm_a = (mag > n(-1, 1)) & (mag > n(1, -1))
     lm_d = (mag > n(-1, -1)) & (mag > n(1, 1))
     diag = ~(horiz | vert)
-    local_max = (horiz & lm_h) | (vert & lm_v) | (diag & ((anti & lm_a) | (~anti & lm_d)))
-    cand = local_max & (mag > low)
-    return _hysteresis(cand & (mag > high), cand)
+    return (horiz & lm_h) | (vert & lm_v) | (diag & ((anti & lm_a) | (~anti & lm_d)))
 
 
 def _hysteresis(cur: Tensor, cand: Tensor) -> Tensor:
@@ -696,13 +704,7 @@ def _nms_fused(gx: Tensor, gy: Tensor, mp: Tensor, *, low: float, high: float) -
     horiz = ay < ax * float(_TG22_Q15)
     vert = ay.to(torch.float64) > ax.to(torch.float64) * float(_TG22_Q15 + (1 << 16))
     anti = (gx * gy) < 0
-    lm_h = (mag > n(0, -1)) & (mag >= n(0, 1))
-    lm_v = (mag > n(-1, 0)) & (mag >= n(1, 0))
-    lm_a = (mag > n(-1, 1)) & (mag > n(1, -1))
-    lm_d = (mag > n(-1, -1)) & (mag > n(1, 1))
-    diag = ~(horiz | vert)
-    local_max = (horiz & lm_h) | (vert & lm_v) | (diag & ((anti & lm_a) | (~anti & lm_d)))
-    cand = local_max & (mag > low)
+    cand = _local_max(mag, n, horiz, vert, anti) & (mag > low)
     return cand.to(torch.uint8) + (cand & (mag > high)).to(torch.uint8)
 
 
