@@ -387,13 +387,11 @@ def _codec_cpu_run(
             planes_np = planes.numpy()
             for k in range(j - i):
                 p = planes_np[k]
-                hwc = torch.from_numpy(
-                    np.stack((p[0], p[1], p[2]), axis=-1)
-                )  # 3-plane stack: 3x faster than a transpose
-                dec = decode_jpeg(
-                    encode_jpeg(hwc.permute(2, 0, 1), quality=int(quality[i + k])), mode=ImageReadMode.RGB
-                )
-                np.copyto(scratch[k], dec.permute(1, 2, 0).numpy())  # (3, H, W) view of (H, W, 3) memory: a plain copy
+                # the encoder's HWC layout by a 3-plane stack (3x faster than a transpose), passed as a CHW view
+                hwc = torch.from_numpy(np.stack((p[0], p[1], p[2]), axis=-1))
+                enc = encode_jpeg(hwc.permute(2, 0, 1), quality=int(quality[i + k]))
+                dec = decode_jpeg(enc, mode=ImageReadMode.RGB)  # (3, H, W) view of (H, W, 3) memory
+                np.copyto(scratch[k], dec.permute(1, 2, 0).numpy())  # a plain copy
             _hwc_uint8_into(torch.from_numpy(scratch[: j - i]), out[i:j])
     return los, his
 

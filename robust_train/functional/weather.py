@@ -673,11 +673,16 @@ def _hysteresis(cur: Tensor, cand: Tensor) -> Tensor:
 
 @fused
 def _sobel_fused(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`_sobel_l1` of float32 8-bit values in one pass: float32 ``gx``, ``gy`` and ``|gx| + |gy|`` (exact)."""
+    """3x3 Sobel derivatives (replicated border) and L1 magnitude of (B, H, W) float32 8-bit values, separably.
+
+    ``gx`` = column difference of the vertically smoothed image ``[1, 2, 1]``, ``gy`` = row difference of the
+    horizontally smoothed one: the same integers as the 3x3 kernels, exact in float32 (every intermediate is an
+    integer below 2^11). One pass when fused.
+    """
     _, h, w = x.shape
     xp = F.pad(x.unsqueeze(1), (1, 1, 1, 1), mode="replicate").squeeze(1)
-    vs = xp[:, 0:h] + xp[:, 2 : h + 2] + 2 * xp[:, 1 : h + 1]
-    hs = xp[:, :, 0:w] + xp[:, :, 2 : w + 2] + 2 * xp[:, :, 1 : w + 1]
+    vs = xp[:, 0:h] + xp[:, 2 : h + 2] + 2 * xp[:, 1 : h + 1]  # (B, H, W + 2)
+    hs = xp[:, :, 0:w] + xp[:, :, 2 : w + 2] + 2 * xp[:, :, 1 : w + 1]  # (B, H + 2, W)
     gx = vs[:, :, 2 : w + 2] - vs[:, :, 0:w]
     gy = hs[:, 2 : h + 2] - hs[:, 0:h]
     return gx, gy, gx.abs() + gy.abs()
@@ -709,19 +714,12 @@ def _nms_fused(gx: Tensor, gy: Tensor, mp: Tensor, *, low: float, high: float) -
 
 
 def _sobel_l1(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """3x3 Sobel derivatives (replicated border) and L1 magnitude of (B, H, W) 8-bit images, separably.
+    """3x3 Sobel derivatives (replicated border) and L1 magnitude of (B, H, W) 8-bit images, as int32.
 
-    ``gx`` = column difference of the vertically smoothed image ``[1, 2, 1]``, ``gy`` = row difference of the
-    horizontally smoothed one: the same integers as the 3x3 kernels. Computed in float32 (every intermediate is an
-    integer below 2^11: exact) and returned as int32.
+    The eager run of :func:`_sobel_fused` (float32, exact), converted to the integers the eager NMS works on.
     """
-    _, h, w = x.shape
-    xp = F.pad(x.to(torch.float32).unsqueeze(1), (1, 1, 1, 1), mode="replicate").squeeze(1)
-    vs = xp[:, 0:h] + xp[:, 2 : h + 2] + 2 * xp[:, 1 : h + 1]  # (B, H, W + 2)
-    hs = xp[:, :, 0:w] + xp[:, :, 2 : w + 2] + 2 * xp[:, :, 1 : w + 1]  # (B, H + 2, W)
-    gx = (vs[:, :, 2 : w + 2] - vs[:, :, 0:w]).to(torch.int32)
-    gy = (hs[:, 2 : h + 2] - hs[:, 0:h]).to(torch.int32)
-    return gx, gy, gx.abs() + gy.abs()
+    gx, gy, mag = _sobel_fused.eager(x.to(torch.float32))
+    return gx.to(torch.int32), gy.to(torch.int32), mag.to(torch.int32)
 
 
 def _dilate3(m: Tensor) -> Tensor:
