@@ -376,7 +376,7 @@ class Corruption(nn.Module):
         check_image(x, check_values=not self.checks_values_in_apply)
         params = Params.for_batch(params, x.shape[0], self.sample_params)
         self.last_params = params
-        dev = params.to(x.device)
+        dev = params  # host parameters: the functional ops plan from them and copy what the maths needs to the device
         xc, out_dtype = to_compute_dtype(x)
         b = xc.shape[0]
         chunk = None if self.unchunked_when_fused and fusion_enabled(xc.device) else self.cpu_chunk_bytes
@@ -403,8 +403,8 @@ class Corruption(nn.Module):
         out = self.finish(self.apply(x, params))
         gate = params["apply"]
         if not torch.compiler.is_compiling() and gate.device.type == "cpu" and bool(gate.all()):
-            return out
-        return torch.where(gate.view(-1, 1, 1, 1), out, x)
+            return out  # a host read of host parameters: no device sync
+        return torch.where(gate.to(x.device).view(-1, 1, 1, 1), out, x)
 
     def finish(self, out: Tensor) -> Tensor:
         """Output stage: optional 8-bit truncation, then optional JPEG round trip."""

@@ -8,7 +8,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["check_image", "check_batch_param", "check_range", "check_shape", "check_value_range"]
+__all__ = [
+    "check_batch_param",
+    "check_image",
+    "check_range",
+    "check_shape",
+    "check_value_range",
+    "check_values_async",
+    "check_values_now",
+    "host_flag",
+    "per_sample",
+]
 
 
 def check_shape(x: Tensor, spec: str, name: str = "x") -> None:
@@ -58,9 +68,32 @@ def check_image(x: Tensor, name: str = "x", channels: int | None = 3, check_valu
     if x.shape[0] == 0 or x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(f"{name}: expected a non-empty batch of images, got shape {tuple(x.shape)}")
     if check_values and not torch.compiler.is_compiling():
-        with torch.no_grad():
-            lo, hi = torch.aminmax(x.detach())
-        check_value_range(float(lo), float(hi), name)
+        check_values_async(x, name) if x.device.type != "cpu" else check_values_now(x, name)
+
+
+def check_values_now(x: Tensor, name: str = "x") -> None:
+    """Host check of an image's values (one ``aminmax`` pass, read back at once): for CPU tensors.
+
+    Raises:
+        ValueError: NaN, or values outside ``[0, 1]``.
+    """
+    with torch.no_grad():
+        lo, hi = torch.aminmax(x.detach())
+    check_value_range(float(lo), float(hi), name)
+
+
+def check_values_async(x: Tensor, name: str = "x") -> None:
+    """Device check of an image's values that never stalls the stream: for tensors on an accelerator.
+
+    One fused reduction (``all(0 <= x <= 1)``, false for NaN) feeds ``torch._assert_async``: the host does not wait
+    for it. A violation is reported by the device at the next synchronisation (on CUDA a device-side assertion,
+    which names this message in the error log); reading the flag back instead would cost one host sync per call.
+    Use :func:`check_values_now` where an immediate ``ValueError`` matters more than the stall.
+    """
+    with torch.no_grad():
+        xd = x.detach()
+        ok = ((xd >= 0.0) & (xd <= 1.0)).all()
+    torch._assert_async(ok, f"{name}: expected values in [0, 1] and no NaN")
 
 
 def check_value_range(lo: float, hi: float, name: str = "x") -> None:
@@ -96,3 +129,77 @@ def check_batch_param(t: Tensor, batch: int, name: str) -> None:
         raise TypeError(f"{name}: expected a tensor with leading dim {batch}, got {type(t).__name__}")
     if t.dim() == 0 or t.shape[0] != batch:
         raise ValueError(f"{name}: expected leading dim {batch} (one value per sample), got shape {tuple(t.shape)}")
+
+
+_FINITE = float(torch.finfo(torch.float64).max)
+
+
+def per_sample(
+    v: Tensor | float,
+    batch: int,
+    name: str,
+    *,
+    lo: float = -_FINITE,
+    hi: float = _FINITE,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """A scalar or ``(B,)`` per-sample argument as a ``(B,)`` tensor, value-checked without a device sync.
+
+    The one helper every functional op uses for its per-sample arguments. Values on the host (Python numbers, CPU
+    tensors) are checked at once and raise ``ValueError`` naming ``name``; values already on an accelerator are checked
+    with :func:`torch._assert_async` (the host never waits for them). NaN always fails the range check.
+
+    Args:
+        v: a number, a 0-dim tensor or a ``(B,)`` tensor (real, not bool).
+        batch: B.
+        name: the argument's name, for error messages.
+        lo: smallest allowed value (default: any finite value).
+        hi: largest allowed value.
+        dtype: dtype of the result.
+        device: device of the result (default: the argument's own; numbers go to the CPU).
+
+    Returns:
+        ``(B,)`` tensor of ``dtype`` on ``device`` (an expanded view for a scalar).
+
+    Raises:
+        TypeError: not a real number or tensor.
+        ValueError: wrong shape, or (host values) a value outside ``[lo, hi]`` or NaN.
+
+    Example:
+        >>> per_sample(0.5, 3, "sigma", lo=0.0).tolist()
+        [0.5, 0.5, 0.5]
+    """
+    if isinstance(v, bool) or not isinstance(v, (int, float, Tensor)):
+        raise TypeError(f"{name}: expected a real number or a ({batch},) tensor, got {type(v).__name__}")
+    t = v.detach() if isinstance(v, Tensor) else torch.tensor(float(v), dtype=torch.float64)
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name}: expected real values, got dtype {t.dtype}")
+    if t.dim() > 1:
+        raise ValueError(f"{name}: expected a scalar or shape ({batch},), got shape {tuple(t.shape)}")
+    t = t.reshape(-1)
+    if t.numel() == 1 and batch != 1:
+        t = t.expand(batch)
+    check_batch_param(t, batch, name)
+    if not torch.compiler.is_compiling():
+        if lo > -_FINITE and hi < _FINITE:
+            want = f"values in [{lo}, {hi}]"
+        else:
+            want = f"values >= {lo}" if lo > -_FINITE else (f"values <= {hi}" if hi < _FINITE else "finite values")
+        if t.device.type == "cpu":
+            if t.numel():
+                lo_v, hi_v = (float(u) for u in torch.aminmax(t.to(torch.float64)))
+                if not (lo <= lo_v and hi_v <= hi):  # also false for NaN
+                    raise ValueError(f"{name}: expected {want}, got range [{lo_v:.6g}, {hi_v:.6g}]")
+        else:
+            torch._assert_async(((t >= lo) & (t <= hi)).all(), f"{name}: expected {want}")
+    return t.to(device=t.device if device is None else device, dtype=dtype)
+
+
+def host_flag(flag: Tensor | bool, what: str) -> bool:
+    """Read a boolean device flag on the host: the one audited place where a functional op synchronises.
+
+    Functional ops are pure device maths; the few that need a data-dependent decision (Canny hysteresis convergence)
+    read it here, at a bounded rate documented by the caller. ``what`` names the read (tests count reads per op).
+    """
+    return bool(flag)

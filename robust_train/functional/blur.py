@@ -35,11 +35,12 @@ import math
 import threading
 from collections import OrderedDict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_shape
+from ._checks import check_batch_param, check_shape, per_sample
 from ._common import straight_through, truncate_uint8
 from ._fused import fused, fused_runs
 from ._rng import _M1, _M2, MASK32, _i32, _keys, _srl, field_uniform, stream_id
@@ -73,22 +74,6 @@ def _check_layers(x: Tensor, name: str = "x") -> None:
         raise TypeError(f"{name}: expected a floating-point tensor in [0, 1], got dtype {x.dtype}")
     if x.numel() == 0:
         raise ValueError(f"{name}: expected a non-empty batch, got shape {tuple(x.shape)}")
-
-
-def _per_sample(v: Tensor | float, batch: int, name: str, device: torch.device | None = None) -> Tensor:
-    """A scalar or (B,) argument -> (B,) float64 tensor (on ``device`` or the argument's own device)."""
-    t = torch.as_tensor(v, dtype=torch.float64)
-    if device is not None:
-        t = t.to(device)
-    t = t.reshape(-1) if t.dim() <= 1 else t
-    if t.dim() == 1 and t.numel() == 1 and batch != 1:
-        t = t.expand(batch)
-    check_batch_param(t, batch, name)
-    if t.dim() != 1:
-        raise ValueError(f"{name}: expected a scalar or shape ({batch},), got shape {tuple(t.shape)}")
-    if torch.isnan(t).any():
-        raise ValueError(f"{name}: contains NaN")
-    return t
 
 
 #: Odd parts of the FFT lengths :func:`_fast_size` picks: pocketfft on x86 runs 2^k lengths fastest and one factor
@@ -258,9 +243,9 @@ def motion_blur_taps(
     """
     sizes = [t.numel() for t in (radius, sigma, angle) if isinstance(t, Tensor) and t.dim() > 0]
     b = batch if batch is not None else (max(sizes) if sizes else 1)
-    r = _per_sample(radius, b, "radius").cpu()
-    s = _per_sample(sigma, b, "sigma").cpu()
-    a = _per_sample(angle, b, "angle").cpu()
+    r = per_sample(radius, b, "radius").cpu()
+    s = per_sample(sigma, b, "sigma").cpu()
+    a = per_sample(angle, b, "angle").cpu()
     if (r <= 0).any() or not torch.isfinite(r).all():
         raise ValueError(f"radius: expected finite values > 0, got {r.tolist()}")
     if (s < 0).any() or not torch.isfinite(s).all():
@@ -339,23 +324,8 @@ def motion_blur(
         raise ValueError(f"pad: expected at least the largest tap offset {need}, got {pad}")
     pad = need if pad is None else int(pad)
     xp = pad2d(xc, pad, "nearest") if pad > 0 else xc
-    weights, rows, cols = k.tolist(), (dy + pad).tolist(), (dx + pad).tolist()
     graph = xp.requires_grad and torch.is_grad_enabled()
-    out = None if graph else torch.empty_like(xc)  # no graph: accumulate straight into the output (no stack copy)
-    planes = []
-    for i in range(b):
-        acc: Tensor | None = None
-        for wt, r0, c0 in zip(weights[i], rows[i], cols[i], strict=True):
-            if wt == 0.0:  # padding taps of shorter kernels
-                continue
-            tap = xp[i, :, r0 : r0 + h, c0 : c0 + w]
-            if acc is None:
-                acc = tap * wt if out is None else torch.mul(tap, wt, out=out[i])
-            else:
-                acc.add_(tap, alpha=wt)
-        planes.append(acc)
-    if out is None:
-        out = torch.stack(planes)
+    out = _motion_taps(xp, k.to(xp.device), (dy + pad).to(xp.device), (dx + pad).to(xp.device), h=h, w=w)
     if quantize:
         if graph:
             with torch.no_grad():
@@ -364,6 +334,27 @@ def motion_blur(
         else:
             out = _q16_to_u8(out)
     return out.to(out_dtype)
+
+
+@fused
+def _motion_taps(xp: Tensor, k: Tensor, rows: Tensor, cols: Tensor, *, h: int, w: int) -> Tensor:
+    """``sum_i k[b, i] * xp[b, :, rows[b, i] + y, cols[b, i] + x]`` tap by tap in order (ImageMagick's sum).
+
+    One batched gather per tap column (T planned on the host; padding taps have weight 0 and offset 0): the ATen op
+    count does not depend on the batch, and each sample's sum is independent of the others.
+    """
+    b, c, hp, wp = xp.shape
+    dev = xp.device
+    flat = xp.reshape(b, c, hp * wp)
+    base = (torch.arange(h, device=dev).view(h, 1) * wp + torch.arange(w, device=dev).view(1, w)).view(1, 1, h * w)
+    start = (rows * wp + cols).to(dev)  # (B, T) flat offset of each tap's window
+    kw = k.to(device=dev, dtype=xp.dtype)
+    out = None
+    for i in range(k.shape[1]):
+        tap = flat.gather(2, (base + start[:, i].view(b, 1, 1)).expand(b, c, h * w))
+        wt = kw[:, i].view(b, 1, 1)
+        out = tap * wt if out is None else torch.addcmul(out, tap, wt)  # ImageMagick's order; as add_(alpha=)
+    return out.view(b, c, h, w)
 
 
 @fused
@@ -386,19 +377,38 @@ def _zoom_geometry(n: int, z: float) -> tuple[int, int, int, int]:
     return top, ch, o, (o - n) // 2
 
 
-def _zoom_same(x: Tensor, z: float) -> Tensor:
-    """Clipped zoom of every sample of ``x`` by the same factor ``z``."""
-    h, w = x.shape[-2:]
-    top_h, ch_h, o_h, trim_h = _zoom_geometry(h, z)
-    top_w, ch_w, o_w, trim_w = _zoom_geometry(w, z)
-    if (ch_h, o_h, ch_w, o_w) == (h, h, w, w):
-        return x.clone()
+def _zoom_taps(n: int, zoom: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """Host plan of the centre zoom along an axis of length ``n`` for per-sample factors ``zoom`` (float64 NumPy).
+
+    Output pixel ``j`` of sample ``b`` reads crop position ``p = (j + trim) (ch - 1) / (o - 1)`` (SciPy's
+    align-corners linear zoom) at image rows ``top + floor(p)`` and the next one, with weight ``p - floor(p)`` on the
+    latter (:func:`_zoom_geometry`, vectorised over the batch). Returns ``(i0, i1, frac)``, each (B, n), int64 /
+    int64 / float64, on the CPU.
+    """
+    ch = np.ceil(n / zoom)
+    top = np.floor_divide(n - ch, 2)
+    o = np.round(ch * zoom)  # half to even, as Python's round
+    trim = np.floor_divide(o - n, 2)
+    scale = np.where(o > 1, (ch - 1) / np.maximum(o - 1, 1), 0.0)
+    pos = (np.arange(n, dtype=np.float64)[None, :] + trim[:, None]) * scale[:, None]
+    pos = np.minimum(pos, (ch - 1)[:, None])
+    i0 = np.floor(pos)
+    i1 = np.minimum(i0 + 1, (ch - 1)[:, None])
+    as_t = torch.from_numpy
+    return as_t((i0 + top[:, None]).astype(np.int64)), as_t((i1 + top[:, None]).astype(np.int64)), as_t(pos - i0)
+
+
+def _lerp_gather(x: Tensor, i0: Tensor, i1: Tensor, frac: Tensor, dim: int) -> Tensor:
+    """Linear interpolation of (B, C, H, W) ``x`` along ``dim`` at per-sample taps (B, n): a batched gather."""
     b, c = x.shape[:2]
-    crop = x[..., top_h : top_h + ch_h, top_w : top_w + ch_w]
-    # all planes as the channels of one image: ATen's CPU kernel then vectorises across planes (1.7x faster than
-    # (B, C) batches; same formula, last-bit rounding apart)
-    zoomed = F.interpolate(crop.reshape(1, b * c, ch_h, ch_w), size=(o_h, o_w), mode="bilinear", align_corners=True)
-    return zoomed.view(b, c, o_h, o_w)[..., trim_h : trim_h + h, trim_w : trim_w + w]
+    shape = [b, 1, 1, 1]
+    shape[dim] = i0.shape[1]
+    size = list(x.shape)
+    size[dim] = i0.shape[1]
+    a = x.gather(dim, i0.view(shape).expand(size))
+    z = x.gather(dim, i1.view(shape).expand(size))
+    f = frac.view(shape)
+    return a * (1.0 - f) + z * f
 
 
 def clipped_zoom(x: Tensor, zoom: Tensor | float) -> Tensor:
@@ -409,8 +419,8 @@ def clipped_zoom(x: Tensor, zoom: Tensor | float) -> Tensor:
     crop position ``i * (ch - 1) / (o - 1)``), keep ``n`` pixels starting at ``trim = (o - n) // 2``. As ``o`` is
     ``n`` or ``n + 1`` almost always, the kept window is top-left aligned (quirk 8), reproduced. The resampling is
     ``torch.nn.functional.interpolate(mode="bilinear", align_corners=True)`` on the crop, which uses exactly these
-    coordinates (computed in the input's precision: float64 matches SciPy to 1e-15, float32 to about 2e-5).
-    Samples that share a factor are zoomed in one call (one call per distinct factor).
+    The taps are planned on the host in float64 (SciPy's coordinates) and applied as two batched per-sample gathers
+    (rows, then columns): every sample is computed alone, whatever the batch, its size or its layout.
 
     The original assumes square images and uses the height for both axes; here each axis uses its own length,
     which equals the original on square images (and equals ``imagecorruptions``' per-axis crop whenever trim is 0).
@@ -430,17 +440,13 @@ def clipped_zoom(x: Tensor, zoom: Tensor | float) -> Tensor:
         torch.Size([2, 3, 32, 24])
     """
     _check_layers(x)
-    z = _per_sample(zoom, x.shape[0], "zoom").cpu()
-    if not torch.isfinite(z).all() or (z < 1).any():
-        raise ValueError(f"zoom: expected finite factors >= 1, got {z.tolist()}")
-    values = torch.unique(z)
-    if values.numel() == 1:
-        return _zoom_same(x, float(values[0]))
-    out = torch.empty_like(x)
-    for v in values.tolist():
-        idx = torch.nonzero(z == v).view(-1).to(x.device)
-        out.index_copy_(0, idx, _zoom_same(x.index_select(0, idx), v))
-    return out
+    z = per_sample(zoom, x.shape[0], "zoom", lo=1.0).cpu()  # host values plan the taps
+    h, w = x.shape[-2:]
+    zn = z.numpy()
+    (r0, r1, fr), (c0, c1, fc) = _zoom_taps(h, zn), _zoom_taps(w, zn)
+    dev, dt = x.device, x.dtype
+    rows = _lerp_gather(x, r0.to(dev), r1.to(dev), fr.to(device=dev, dtype=dt), 2)
+    return _lerp_gather(rows, c0.to(dev), c1.to(dev), fc.to(device=dev, dtype=dt), 3)
 
 
 # ----------------------------------------------------------------------------------------------- zoom blur
@@ -466,8 +472,8 @@ def zoom_factors(step: Tensor | float, count: Tensor | int, batch: int | None = 
     """
     sizes = [t.numel() for t in (step, count) if isinstance(t, Tensor) and t.dim() > 0]
     b = batch if batch is not None else (max(sizes) if sizes else 1)
-    st = _per_sample(step, b, "step")
-    n = _per_sample(count, b, "count", device=st.device)
+    st = per_sample(step, b, "step")
+    n = per_sample(count, b, "count", device=st.device)
     if (n < 1).any() or (n != torch.round(n)).any():
         raise ValueError(f"count: expected positive integers, got {n.tolist()}")
     if (st < 0).any() or not torch.isfinite(st).all():
@@ -506,26 +512,25 @@ def zoom_blur(x: Tensor, factors: Tensor, weights: Tensor | None = None) -> Tens
     """
     _check_layers(x)
     b = x.shape[0]
-    f = torch.as_tensor(factors, dtype=torch.float64).to(x.device)
+    f = torch.as_tensor(factors, dtype=torch.float64).cpu()  # host values plan the zooms
     if f.dim() != 2 or f.shape[0] != b:
         raise ValueError(f"factors: expected shape ({b}, K), got {tuple(f.shape)}")
-    wt = torch.ones_like(f) if weights is None else torch.as_tensor(weights, dtype=torch.float64).to(x.device)
+    wt = torch.ones_like(f) if weights is None else torch.as_tensor(weights, dtype=torch.float64).cpu()
     if wt.shape != f.shape:
         raise ValueError(f"weights: expected shape {tuple(f.shape)} like factors, got {tuple(wt.shape)}")
     if (wt < 0).any() or not torch.isfinite(wt).all():
         raise ValueError("weights: expected finite non-negative values")
     acc = torch.zeros_like(x)
-    wt_cpu = wt.cpu()
-    for k in range(f.shape[1]):
-        wk = wt_cpu[:, k]
+    for k in range(f.shape[1]):  # one batched zoom per list column (K is planned on the host)
+        wk = wt[:, k]
         if not bool((wk != 0).any()):
             continue
-        zoomed = clipped_zoom(x, torch.where(wk != 0, f[:, k].cpu(), torch.ones_like(wk)))
+        zoomed = clipped_zoom(x, torch.where(wk != 0, f[:, k], torch.ones_like(wk)))
         if bool((wk == 1).all()):
             acc.add_(zoomed)
         else:
             acc.addcmul_(wk.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1), zoomed)
-    norm = (1.0 + wt.sum(1)).to(x.dtype).view(-1, 1, 1, 1)
+    norm = (1.0 + wt.sum(1)).to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
     return _average_clip(x, acc, norm)
 
 
@@ -561,7 +566,7 @@ def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
     min_taps = _GAUSS_FFT_MIN_TAPS_FUSED if fused_runs(x) else _GAUSS_FFT_MIN_TAPS
     big = (2 * radii + 1 >= min_taps) & (radii < min(x.shape[-2:]))
     if x.dtype not in (torch.float32, torch.float64) or not bool(big.any()):
-        return gaussian_filter2d(x, sigma, truncate=4.0, mode="nearest")
+        return gaussian_filter2d(x, sig, truncate=4.0, mode="nearest")
     keys = [(v,) for v in sig.tolist()]
     if bool(big.all()):
         return _fft_grouped(x, "gaussian", keys, radii.tolist(), "nearest")
@@ -573,7 +578,7 @@ def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
     yf = _fft_grouped(xf, "gaussian", [keys[i] for i in sel], [int(radii[i]) for i in sel], "nearest")
     out.index_copy_(0, fft_idx.to(x.device), yf)
     xt = x.index_select(0, tap_idx.to(x.device))
-    yt = gaussian_filter2d(xt, sig[tap_idx].to(x.device), truncate=4.0, mode="nearest")
+    yt = gaussian_filter2d(xt, sig[tap_idx], truncate=4.0, mode="nearest")
     out.index_copy_(0, tap_idx.to(x.device), yt)
     return out
 
@@ -593,9 +598,7 @@ def gaussian_blur(x: Tensor, sigma: Tensor | float) -> Tensor:
         torch.Size([2, 3, 16, 16])
     """
     _check_layers(x)
-    s = _per_sample(sigma, x.shape[0], "sigma", device=x.device)
-    if (s < 0).any() or not torch.isfinite(s).all():
-        raise ValueError(f"sigma: expected finite values >= 0, got {s.tolist()}")
+    s = per_sample(sigma, x.shape[0], "sigma", lo=0.0)  # host values plan the taps
     return _gaussian_nearest(x, s).clamp(0.0, 1.0)
 
 
@@ -647,8 +650,8 @@ def disk_kernel(radius: Tensor | float, alias_blur: Tensor | float, batch: int |
     """
     sizes = [t.numel() for t in (radius, alias_blur) if isinstance(t, Tensor) and t.dim() > 0]
     b = batch if batch is not None else (max(sizes) if sizes else 1)
-    r = _per_sample(radius, b, "radius").cpu()
-    a = _per_sample(alias_blur, b, "alias_blur").cpu()
+    r = per_sample(radius, b, "radius").cpu()
+    a = per_sample(alias_blur, b, "alias_blur").cpu()
     if (r < 0).any() or not torch.isfinite(r).all():
         raise ValueError(f"radius: expected finite values >= 0, got {r.tolist()}")
     if (a < 0).any() or not torch.isfinite(a).all():
@@ -703,8 +706,8 @@ def defocus_blur(x: Tensor, radius: Tensor | float, alias_blur: Tensor | float, 
     out_dtype = x.dtype
     xc = x if x.dtype in (torch.float32, torch.float64) else x.float()
     b = xc.shape[0]
-    r = _per_sample(radius, b, "radius").cpu()
-    a = _per_sample(alias_blur, b, "alias_blur").cpu()
+    r = per_sample(radius, b, "radius").cpu()
+    a = per_sample(alias_blur, b, "alias_blur").cpu()
     if (r < 0).any() or not torch.isfinite(r).all():
         raise ValueError(f"radius: expected finite values >= 0, got {r.tolist()}")
     if (a < 0).any() or not torch.isfinite(a).all():
@@ -748,7 +751,7 @@ def glass_displacements(
         (torch.Size([2, 8, 8]), True, True)
     """
     check_shape(seed, "B", "seed")
-    d = _per_sample(max_delta, seed.shape[0], "max_delta", device=seed.device)
+    d = per_sample(max_delta, seed.shape[0], "max_delta", device=seed.device)
     if (d < 1).any() or (d != torch.round(d)).any():
         raise ValueError(f"max_delta: expected integers >= 1, got {d.tolist()}")
     s = (int(stream) + int(pass_index) * 0x9E3779B9) & MASK32
@@ -794,7 +797,7 @@ def glass_shuffle_index(dx: Tensor, dy: Tensor, max_delta: Tensor | int) -> Tens
         raise ValueError(f"dy: expected shape {tuple(dx.shape)} like dx, got {tuple(dy.shape)}")
     b, h, w = dx.shape
     dev = dx.device
-    d = _per_sample(max_delta, b, "max_delta", device=dev)
+    d = per_sample(max_delta, b, "max_delta", device=dev)
     if (d < 1).any() or (d != torch.round(d)).any():
         raise ValueError(f"max_delta: expected integers >= 1, got {d.tolist()}")
     d = d.to(torch.int64).view(-1, 1, 1)
@@ -872,10 +875,14 @@ def _glass_links(k1: Tensor, k2: Tensor, d: Tensor, *, height: int, width: int) 
 
 
 def _follow_pointers(root: Tensor) -> Tensor:
-    """Pointer doubling: ``root <- root[root]`` until it stops changing (at most log2(n) + 1 steps)."""
+    """Pointer doubling: ``root <- root[root]`` until it stops changing (at most log2(n) + 1 steps).
+
+    On a device all the steps run (steps after convergence are identities; no host read); on the host the loop stops
+    as soon as a step changes nothing (reading a host tensor costs no synchronisation).
+    """
     for _ in range(max(1, math.ceil(math.log2(max(2, root.shape[-1])))) + 1):
         nxt = root.gather(1, root)
-        if torch.equal(nxt, root):
+        if root.device.type == "cpu" and torch.equal(nxt, root):
             break
         root = nxt
     return root
@@ -921,19 +928,18 @@ def glass_blur(
     b, c, h, w = x.shape
     check_shape(seed, "B", "seed")
     check_batch_param(seed, b, "seed")
-    sig = _per_sample(sigma, b, "sigma", device=x.device)
-    d = _per_sample(max_delta, b, "max_delta", device=x.device)
-    it = _per_sample(iterations, b, "iterations", device=x.device)
-    if (it < 0).any() or (it != torch.round(it)).any():
-        raise ValueError(f"iterations: expected integers >= 0, got {it.tolist()}")
-    if (d < 1).any() or (d != torch.round(d)).any():
-        raise ValueError(f"max_delta: expected integers >= 1, got {d.tolist()}")
+    sig = per_sample(sigma, b, "sigma", lo=0.0)  # host values plan the taps
+    d = per_sample(max_delta, b, "max_delta", lo=1.0)
+    it = per_sample(iterations, b, "iterations", lo=0.0)  # host values plan the loop over iterations
+    for name, t in (("iterations", it), ("max_delta", d)):
+        if t.device.type == "cpu" and not torch.equal(t, torch.round(t)):
+            raise ValueError(f"{name}: expected integers, got {t.tolist()}")
     if seed.is_floating_point() or seed.is_complex():
         raise TypeError(f"seed: expected an integer tensor, got dtype {seed.dtype}")
     y = truncate_uint8(_gaussian_nearest(x, sig))
     seed_cpu = seed.detach().to("cpu", torch.int64)
-    d_long = d.to(torch.int64).view(-1, 1)
-    it_cpu = it.cpu()
+    d_long = d.to(device=x.device, dtype=torch.int64).view(-1, 1)
+    it_cpu = it.cpu()  # host values (a device tensor is read back once)
     index: Tensor | None = None
     for k in range(int(it_cpu.max()) if it_cpu.numel() else 0):
         k1, k2 = _keys(seed_cpu, (int(stream) + k * 0x9E3779B9) & MASK32)  # the stream of glass_displacements(k)

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_image, check_shape, check_value_range
+from ._checks import check_batch_param, check_image, check_shape, check_value_range, check_values_async, per_sample
 from ._common import eager_only, host_threads, single_omp_thread
 from ._fused import fused, fused_runs
 from ._rng import field_uniform, stream_id
@@ -74,24 +74,20 @@ __all__ = [
 ELASTIC_FIELD_STREAM: int = stream_id("elastic_transform/field")
 
 
-def _per_sample(v: Tensor | float, x: Tensor, name: str) -> Tensor:
-    t = torch.as_tensor(v, device=x.device, dtype=x.dtype).reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(x.shape[0])
-    check_batch_param(t, x.shape[0], name)
-    return t.view(-1, 1, 1, 1)
+def _per_sample(v: Tensor | float, x: Tensor, name: str, **bounds: float) -> Tensor:
+    """A per-sample argument as (B, 1, 1, 1) in ``x``'s dtype and device (:func:`per_sample`)."""
+    return per_sample(v, x.shape[0], name, dtype=x.dtype, device=x.device, **bounds).view(-1, 1, 1, 1)
 
 
-def _vector(v: Tensor | float, batch: int, name: str, dtype: torch.dtype, device: torch.device | str) -> Tensor:
-    """A scalar or (B,) argument as a (B,) tensor of ``dtype`` on ``device``."""
-    t = v.detach() if isinstance(v, Tensor) else torch.as_tensor(v, dtype=dtype)  # Python floats stay float64
-    t = t.to(device=device, dtype=dtype).reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(batch)
-    check_batch_param(t, batch, name)
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name}: expected finite values, got {t.tolist()}")
-    return t
+def _vector(
+    v: Tensor | float, batch: int, name: str, dtype: torch.dtype, device: torch.device | str | None, **bounds: float
+) -> Tensor:
+    """A scalar or (B,) argument as a (B,) tensor of ``dtype`` on ``device`` (:func:`per_sample`)."""
+    return per_sample(v, batch, name, dtype=dtype, device=device, **bounds)
+
+
+#: Smallest positive float64: the lower bound of arguments that must be > 0.
+_TINY = float(torch.finfo(torch.float64).tiny)
 
 
 def _needs_grad(x: Tensor) -> bool:
@@ -122,9 +118,18 @@ def contrast(x: Tensor, factor: Tensor | float) -> Tensor:
     """
     check_image(x, check_values=False)
     c = _per_sample(factor, x, "factor")
-    # The means stay in ATen (its cascade summation): a compiled reduction sums less accurately, and with small
-    # factors the output is almost the mean itself, so a whole channel could move by one 8-bit level.
-    return _contrast_kernel(x, x.mean(dim=(-2, -1), keepdim=True), c)
+    return _contrast_kernel(x, _plane_means(x), c)
+
+
+def _plane_means(x: Tensor) -> Tensor:
+    """Per-plane means in float64, independent of memory layout, batch size and summation order.
+
+    With small factors the output is almost the mean itself, so the mean decides whole channels' 8-bit levels. Summed
+    in float64, float32 values on the 8-bit grid (multiples of 2**-32 in [0, 1]) add exactly up to 2**21 pixels per
+    plane: the sum, and so the mean, is the same whatever order a reduction (eager, compiled, CUDA) takes.
+    """
+    h, w = x.shape[-2:]
+    return (x.to(torch.float64).sum(dim=(-2, -1), keepdim=True) / (h * w)).to(x.dtype)
 
 
 @fused
@@ -158,10 +163,8 @@ def saturate(x: Tensor, multiplier: Tensor | float, offset: Tensor | float) -> T
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, check_values=False)
-    m = _per_sample(multiplier, x, "multiplier")
+    m = _per_sample(multiplier, x, "multiplier", lo=0.0)
     o = _per_sample(offset, x, "offset")
-    if bool((m < 0).any()):
-        raise ValueError(f"multiplier: expected values >= 0, got {m.flatten().tolist()}")
     return _saturate_kernel(x, m, o)
 
 
@@ -582,11 +585,6 @@ def _axis_plan_cpu(n: int, sides: tuple[int, ...]) -> tuple[Tensor, ...]:
     return start, stop, count.to(torch.float64), bias, k.to(torch.float64), up
 
 
-def _axis_plan(n: int, sides: list[int], device: torch.device) -> tuple[Tensor, ...]:
-    """:func:`_axis_plan_cpu` moved to ``device``."""
-    return tuple(t.to(device) for t in _axis_plan_cpu(n, tuple(sides)))
-
-
 @functools.lru_cache(maxsize=256)
 def _nearest_exact_matches(m: int, n: int) -> bool:
     """Whether ``interpolate(mode="nearest-exact")`` picks Pillow's BOX-upscale source pixels for m -> n."""
@@ -595,18 +593,19 @@ def _nearest_exact_matches(m: int, n: int) -> bool:
     return bool(torch.equal(got, _axis_plan_cpu(n, (m,))[5][0]))
 
 
-def _window_sums(v: Tensor, start: Tensor, stop: Tensor, dim: int) -> Tensor:
+def _window_sums(v: Tensor, start: Tensor, stop: Tensor, dim: int, plan: Tensor) -> Tensor:
     """Sums of ``v`` over per-sample windows ``start:stop`` along ``dim`` (-1 or -2), exact for 8-bit integers.
 
     Short windows (the usual case: 1-4 taps) add one gathered tap at a time; long ones use a cumulative sum.
+    ``plan`` is the host copy of the window lengths ``stop - start``: it decides the tap count.
     """
     count = stop - start
-    taps = int(count.max())
+    taps = int(plan.max())
     if taps <= 8:
         n = v.shape[dim]
         out = _take(v, start.clamp(max=n - 1), dim)
         shape = (v.shape[0], 1, 1, -1) if dim == -1 else (v.shape[0], 1, -1, 1)
-        if bool((count == 0).any()):
+        if bool((plan == 0).any()):
             out = out * (count > 0).to(v.dtype).view(shape)
         for t in range(1, taps):
             out = out + _take(v, (start + t).clamp(max=n - 1), dim) * (count > t).to(v.dtype).view(shape)
@@ -624,14 +623,15 @@ def _take(v: Tensor, index: Tensor, dim: int) -> Tensor:
     return v.gather(2, index.view(b, 1, -1, 1).expand(b, c, index.shape[1], w))
 
 
-def _round_pass(sums: Tensor, count: Tensor, bias: Tensor, k: Tensor) -> Tensor:
+def _round_pass(sums: Tensor, count: Tensor, bias: Tensor, k: Tensor, max_count: float) -> Tensor:
     """Pillow's rounding of one 8-bit pass, ``clip((sum * k + 2**21) >> 22, 0, 255)``, for box sums of 8-bit ints.
 
     With ``k = round(2**22 / count)`` this equals ``floor((sum + bias) / count)`` (round half up, or half down where
     ``k < 2**22 / count``) as long as ``count < 128``: the fixed-point error is then smaller than the distance to the
     next rounding boundary, and the float32 division is exact enough. Larger windows use the float64 fixed-point form.
+    ``max_count`` is the largest window (a host value).
     """
-    if float(count.max()) < 128 and sums.dtype in (torch.float32, torch.float64):
+    if max_count < 128 and sums.dtype in (torch.float32, torch.float64):
         return torch.floor((sums + bias.to(sums.dtype)) / count.to(sums.dtype))
     acc = sums.to(torch.float64) * k + float(1 << (_PREC - 1))
     return torch.floor(acc * (1.0 / (1 << _PREC))).clamp_(0.0, 255.0).to(sums.dtype)
@@ -787,9 +787,10 @@ def pixelate(x: Tensor, factor: Tensor | float, *, check_values: bool = False) -
     """
     check_image(x, check_values=False)
     b, c, h, w = x.shape
-    fac = _vector(factor, b, "factor", torch.float64, "cpu")
-    if bool(((fac <= 0) | (fac > 1)).any()):
-        raise ValueError(f"factor: expected values in (0, 1], got {fac.tolist()}")
+    fac = _vector(factor, b, "factor", torch.float64, "cpu", lo=_TINY, hi=1.0)  # host values plan the windows
+    if check_values and x.device.type != "cpu":  # on a device the value check must not stall the stream
+        check_values_async(x)
+        check_values = False
     sizes = pixelate_sizes(h, w, fac)
     work = torch.float64 if x.dtype == torch.float64 else torch.float32  # window sums of 8-bit ints are exact
     if not _needs_grad(x) and bool((sizes == sizes[0]).all()):
@@ -798,16 +799,22 @@ def pixelate(x: Tensor, factor: Tensor | float, *, check_values: bool = False) -
             return out
     if check_values:
         check_image(x)
-    h0, h1, hn, hb, hk, hup = _axis_plan(h, sizes[:, 0].tolist(), x.device)
-    w0, w1, wn, wb, wk, wup = _axis_plan(w, sizes[:, 1].tolist(), x.device)
+    hplan = _axis_plan_cpu(h, tuple(sizes[:, 0].tolist()))  # host plans; the maths gets device copies
+    wplan = _axis_plan_cpu(w, tuple(sizes[:, 1].tolist()))
+    h0, h1, hn, hb, hk, hup = (t.to(x.device) for t in hplan)
+    w0, w1, wn, wb, wk, wup = (t.to(x.device) for t in wplan)
+    hc, wc = hplan[1] - hplan[0], wplan[1] - wplan[0]
+    hmax, wmax = float(hplan[2].max()), float(wplan[2].max())
     u = x.detach().to(work).mul(255.0).clamp_(0.0, 255.0).round_()
-    t = _round_pass(_window_sums(u, w0, w1, -1), wn.view(b, 1, 1, -1), wb.view(b, 1, 1, -1), wk.view(b, 1, 1, -1))
-    t = _round_pass(_window_sums(t, h0, h1, -2), hn.view(b, 1, -1, 1), hb.view(b, 1, -1, 1), hk.view(b, 1, -1, 1))
+    sums = _window_sums(u, w0, w1, -1, wc)
+    t = _round_pass(sums, wn.view(b, 1, 1, -1), wb.view(b, 1, 1, -1), wk.view(b, 1, 1, -1), wmax)
+    sums = _window_sums(t, h0, h1, -2, hc)
+    t = _round_pass(sums, hn.view(b, 1, -1, 1), hb.view(b, 1, -1, 1), hk.view(b, 1, -1, 1), hmax)
     out = _upscale(t, hup, wup, sizes, h, w).div_(255.0).to(x.dtype)
     if _needs_grad(x):
         cw = (w1 - w0).clamp_min(1).to(x.dtype).view(b, 1, 1, -1)
         ch = (h1 - h0).clamp_min(1).to(x.dtype).view(b, 1, -1, 1)
-        avg = _window_sums(_window_sums(x, w0, w1, -1) / cw, h0, h1, -2) / ch
+        avg = _window_sums(_window_sums(x, w0, w1, -1, wc) / cw, h0, h1, -2, hc) / ch
         return _value_with_grad_of(out, _take(_take(avg, wup, -1), hup, -2))
     return out
 
@@ -992,10 +999,8 @@ def _elastic_smooth(noise: Tensor, alpha: Tensor | float, sigma: Tensor | float)
     check_shape(noise, "B 2 H W", "noise")
     b, _, h, w = noise.shape
     nz = noise.to(torch.float64)
-    sig = _vector(sigma, b, "sigma", torch.float64, nz.device)
-    alp = _vector(alpha, b, "alpha", torch.float64, nz.device)
-    if bool((sig < 0).any()) or bool((alp < 0).any()):
-        raise ValueError(f"alpha and sigma must be >= 0, got alpha={alp.tolist()}, sigma={sig.tolist()}")
+    sig = _vector(sigma, b, "sigma", torch.float64, None, lo=0.0)  # host values plan the smoothing
+    alp = _vector(alpha, b, "alpha", torch.float64, nz.device, lo=0.0)
     radius = int(torch.floor(3.0 * sig.max() + 0.5))
     if 2 * radius + 1 <= min(31, h, w):
         smooth = gaussian_filter2d(nz, sig, truncate=3.0, mode="reflect")
@@ -1005,7 +1010,7 @@ def _elastic_smooth(noise: Tensor, alpha: Tensor | float, sigma: Tensor | float)
             gw = gh if w == h else _reflect_gaussian_matrix_cached(float(sig[0]), w, str(nz.device))
             smooth = torch.matmul(gh, nz @ gw.t())
         else:
-            kernel = gaussian_kernel1d(sig, truncate=3.0)
+            kernel = gaussian_kernel1d(sig, truncate=3.0).to(nz.device)
             gh = _reflect_gaussian_matrix(kernel, h).unsqueeze(1)
             gw = _reflect_gaussian_matrix(kernel, w).unsqueeze(1)
             smooth = gh @ nz @ gw.transpose(-1, -2)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_shape
+from ._checks import check_shape, per_sample
 from ._fused import fused, fused_runs
 
 __all__ = [
@@ -71,6 +71,9 @@ def gaussian_kernel1d(sigma: Tensor, truncate: float = 4.0, radius: int | None =
     Sample ``b`` has radius ``int(truncate * sigma_b + 0.5)`` and weights ``exp(-i^2 / (2 sigma_b^2))`` normalised to
     sum 1; ``sigma_b == 0`` gives the identity kernel ``[1]``.
 
+    The radius is planned from the values of ``sigma``: pass a host (CPU) tensor and move the kernels to the device;
+    a device ``sigma`` is read back once (a synchronisation) unless ``radius`` is given.
+
     Args:
         sigma: (B,) non-negative standard deviations (float64 recommended).
         truncate: radius in units of sigma.
@@ -83,9 +86,7 @@ def gaussian_kernel1d(sigma: Tensor, truncate: float = 4.0, radius: int | None =
         >>> gaussian_kernel1d(torch.tensor([0.0, 1.0], dtype=torch.float64)).shape
         torch.Size([2, 9])
     """
-    sigma = sigma.reshape(-1)
-    if (sigma < 0).any():
-        raise ValueError(f"sigma must be >= 0, got {sigma.tolist()}")
+    sigma = per_sample(sigma, sigma.numel(), "sigma", lo=0.0, dtype=sigma.dtype)
     radii = torch.floor(truncate * sigma + 0.5).to(torch.int64)
     r_max = int(radii.max()) if radius is None else int(radius)
     pos = torch.arange(-r_max, r_max + 1, device=sigma.device, dtype=sigma.dtype)
@@ -175,7 +176,11 @@ def _tap_sum_fused(xp: Tensor, *, taps: tuple[tuple[int, float], ...], dim: int,
 
 
 def _filter_axis(x: Tensor, kernel: Tensor, dim: int, mode: str) -> Tensor:
-    """Correlate every (B, C) plane of ``x`` along ``dim`` (2 = H, 3 = W) with its sample's 1-D kernel."""
+    """Correlate every (B, C) plane of ``x`` along ``dim`` (2 = H, 3 = W) with its sample's 1-D kernel.
+
+    Short kernels run as a tap loop with the weights as constants: ``kernel`` should be a host tensor (a device
+    kernel is read back once). Samples are grouped by distinct kernel (one group per severity level in evaluation).
+    """
     b, c, h, w = x.shape
     k = kernel.shape[1]
     r = (k - 1) // 2
@@ -190,7 +195,7 @@ def _filter_axis(x: Tensor, kernel: Tensor, dim: int, mode: str) -> Tensor:
             sel = (inverse == g).nonzero().flatten().to(x.device)
             out.index_copy_(0, sel, _tap_sum(xp.index_select(0, sel), rows[g].tolist(), dim, n))
         return out
-    weight = kernel.to(x.dtype).repeat_interleave(c, dim=0)  # (B*C, K)
+    weight = kernel.to(device=x.device, dtype=x.dtype).repeat_interleave(c, dim=0)  # (B*C, K)
     xp = xp.reshape(1, b * c, *xp.shape[2:])
     if dim == 2:
         out = F.conv2d(xp, weight.view(b * c, 1, k, 1), groups=b * c)
@@ -236,12 +241,8 @@ def gaussian_filter2d(x: Tensor, sigma: Tensor | float, truncate: float = 4.0, m
         torch.Size([2, 3, 8, 8])
     """
     check_shape(x, "B C H W")
-    sig = torch.as_tensor(sigma, dtype=torch.float64, device=x.device).reshape(-1)
-    if sig.numel() == 1:
-        sig = sig.expand(x.shape[0])
-    if sig.numel() != x.shape[0]:
-        raise ValueError(f"sigma: expected a scalar or one value per sample ({x.shape[0]}), got {sig.numel()}")
-    k = gaussian_kernel1d(sig, truncate)
+    sig = per_sample(sigma, x.shape[0], "sigma", lo=0.0)  # host values plan the taps
+    k = gaussian_kernel1d(sig, truncate)  # host kernels: the tap loop reads its weights on the host
     if k.shape[1] == 1:
         return x.clone()
     return separable_filter2d(x, k, k, mode)

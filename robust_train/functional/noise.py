@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from . import _dispatch
-from ._checks import check_batch_param, check_image
+from ._checks import check_batch_param, check_image, per_sample
 from ._fused import fused, fusion_enabled
 from ._rng import (
     MASK32,
@@ -91,21 +91,6 @@ POISSON_CPU_BLOCK = 1 << 18
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-def _per_sample(v: Tensor | float, batch: int, name: str, *, lo: float = 0.0, hi: float = math.inf) -> Tensor:
-    """A (B,) float64 CPU-or-device tensor from a scalar or (B,) argument, range-checked."""
-    t = torch.as_tensor(v, dtype=torch.float64).reshape(-1) if not isinstance(v, Tensor) else v.reshape(-1)
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
-        raise TypeError(f"{name}: expected a real number or a (B,) float tensor, got dtype {t.dtype}")
-    if t.numel() == 1:
-        t = t.expand(batch)
-    check_batch_param(t, batch, name)
-    if not torch.compiler.is_compiling():
-        lo_v, hi_v = float(t.min()), float(t.max())
-        if not (lo <= lo_v and hi_v <= hi):  # also catches NaN
-            raise ValueError(f"{name}: expected values in [{lo}, {hi}], got range [{lo_v:.4g}, {hi_v:.4g}]")
-    return t
-
-
 def _seeds(seed: Tensor | int, batch: int) -> Tensor:
     if isinstance(seed, bool) or not isinstance(seed, (int, Tensor)):
         raise TypeError(f"seed: expected a (B,) int64 tensor or an int, got {type(seed).__name__}")
@@ -219,7 +204,7 @@ def gaussian_noise(
     """
     check_image(x, channels=None, check_values=False)
     _dispatch.check_backend(backend)
-    sig = _per_sample(sigma, x.shape[0], "sigma")
+    sig = per_sample(sigma, x.shape[0], "sigma", lo=0.0)
     xc = _compute(x)
     return _dispatch.hash_noise(xc, _seeds(seed, x.shape[0]), sig, 0, stream, backend).to(x.dtype)
 
@@ -248,7 +233,7 @@ def speckle_noise(
     """
     check_image(x, channels=None, check_values=False)
     _dispatch.check_backend(backend)
-    sig = _per_sample(sigma, x.shape[0], "sigma")
+    sig = per_sample(sigma, x.shape[0], "sigma", lo=0.0)
     xc = _compute(x)
     return _dispatch.hash_noise(xc, _seeds(seed, x.shape[0]), sig, 1, stream, backend).to(x.dtype)
 
@@ -687,7 +672,7 @@ def shot_noise(x: Tensor, lam: Tensor | float, seed: Tensor | int, *, stream: in
     """
     check_image(x, channels=None, check_values=False)
     batch = x.shape[0]
-    lam_t = _per_sample(lam, batch, "lam", lo=1e-12)
+    lam_t = per_sample(lam, batch, "lam", lo=1e-12)
     seeds = _seeds(seed, batch)
     xc = _compute(x)
     table = lam_t.to("cpu") <= POISSON_TABLE_MAX
@@ -736,7 +721,7 @@ def impulse_noise(x: Tensor, amount: Tensor | float, seed: Tensor | int, *, stre
     """
     check_image(x, channels=None, check_values=False)
     batch = x.shape[0]
-    amt = _per_sample(amount, batch, "amount", hi=1.0).to(device=x.device, dtype=torch.float32)
+    amt = per_sample(amount, batch, "amount", lo=0.0, hi=1.0).to(device=x.device, dtype=torch.float32)
     if batch == 0 or x[0].numel() == 0:
         return x.clone()
     if x[0].numel() >= 2**31:

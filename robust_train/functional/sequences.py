@@ -351,7 +351,7 @@ def noise_sequence(
     xc = _crop(x, crop)
     b = xc.shape[0]
     seeds = frame_seeds(_check_seed(seed, b), num_frames).view(b, num_frames)[:, 1:].reshape(-1)
-    noisy = ops[kind](repeat_frames(xc, num_frames - 1), strength, seeds.to(xc.device))
+    noisy = ops[kind](repeat_frames(xc, num_frames - 1), strength, seeds)  # host seeds: keys are hashed on the host
     return torch.cat((xc.unsqueeze(1), _unflatten(noisy, b)), 1)
 
 
@@ -399,7 +399,7 @@ def gaussian_blur_sequence(
     xc = _crop(x, crop)
     s = _frames_arg(sigmas, "sigmas")
     b = xc.shape[0]
-    out = gaussian_filter2d(repeat_frames(xc, s.numel()), s.repeat(b).to(xc.device), truncate=truncate)
+    out = gaussian_filter2d(repeat_frames(xc, s.numel()), s.repeat(b), truncate=truncate)  # host sigmas plan taps
     return _unflatten(out, b)
 
 
@@ -501,7 +501,7 @@ def spatter_sequence(
     xc = _crop(x, crop)
     b, _, h, w = xc.shape
     seed = _check_seed(seed, b)
-    z = field_normal(seed.to(xc.device), (h, w), stream, dtype=torch.float64, device=xc.device)
+    z = field_normal(seed, (h, w), stream, dtype=torch.float64, device=xc.device)
     layer = gaussian_filter2d((loc + scale * z).unsqueeze(1), sigma, truncate=4.0, mode="nearest").squeeze(1)
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
     layers = spatter_layers(layer, kernel, num_frames).reshape(b * num_frames, h, w)

@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _checks
 from ._assets import frost_stack
-from ._checks import check_batch_param, check_image, check_shape
+from ._checks import check_batch_param, check_image, check_shape, per_sample
 from ._common import eager_only, straight_through, truncate_uint8
 from ._fused import fused, fused_runs, fusion_enabled
 from ._rng import field_normal, field_uniform, stream_id
@@ -88,22 +89,6 @@ _GREY_W: tuple[float, ...] = tuple(float(v) for v in torch.tensor(GREY_WEIGHTS, 
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _per_sample(v: Tensor | float, batch: int, name: str, device: torch.device | None = None) -> Tensor:
-    """A scalar or (B,) argument -> (B,) float64 tensor on ``device``."""
-    t = torch.as_tensor(v, dtype=torch.float64)
-    if device is not None:
-        t = t.to(device)
-    t = t.to(torch.float64).reshape(-1) if t.dim() <= 1 else t
-    if t.dim() == 1 and t.numel() == 1 and batch != 1:
-        t = t.expand(batch)
-    check_batch_param(t, batch, name)
-    if t.dim() != 1:
-        raise ValueError(f"{name}: expected a scalar or shape ({batch},), got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name}: expected finite values, got {t.tolist()}")
-    return t
-
-
 def _view(t: Tensor, x: Tensor) -> Tensor:
     """(B,) -> (B, 1, 1, 1) in ``x``'s dtype and device."""
     return t.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
@@ -146,6 +131,11 @@ def _snap8(x: Tensor) -> Tensor:
     return x255 + near * (k - x255)  # exact select: k - x255 is exact for near values
 
 
+def _records(x: Tensor) -> bool:
+    """Whether autograd records an op on ``x`` (the exact 8-bit paths then add a straight-through gradient)."""
+    return torch.is_grad_enabled() and x.requires_grad
+
+
 def _st(x: Tensor, y: Tensor) -> Tensor:
     """Straight-through (value of ``y``, gradient of ``x``), skipped when no gradient is needed."""
     return straight_through(x, y) if x.requires_grad else y
@@ -158,6 +148,9 @@ def _to_levels(v255: Tensor, dtype: torch.dtype) -> Tensor:
     """
     return (torch.floor(v255).to(torch.float32) / 255.0).to(dtype)
 
+
+#: Smallest positive float64: the lower bound of arguments that must be > 0.
+_TINY = float(torch.finfo(torch.float64).tiny)
 
 #: Half-width (in 8-bit levels) of the band around integers inside which a float32 result is recomputed in float64.
 _TIE_BAND = 2e-3
@@ -244,7 +237,7 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
     """
     check_image(x, check_values=False)
     b = x.shape[0]
-    c = _per_sample(value, b, "value", x.device)
+    c = per_sample(value, b, "value", device=x.device)
     xc = x.to(torch.float32) if quantize else x
 
     def core(img: Tensor, cv: Tensor) -> Tensor:
@@ -252,19 +245,10 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
         v = (v + cv).clamp(0.0, 1.0)
         return torch.stack(hsv_to_rgb_planes(h, s, v), 1).clamp(0.0, 1.0)
 
-    if quantize and fused_runs(x):
-        return _brightness_exact(x, c.view(-1, 1, 1))
-    out = core(xc, c.to(xc.dtype).view(-1, 1, 1))
-    if not quantize:
-        return out
-
-    def refine(idx: Tensor) -> Tensor:  # the original's float64 arithmetic on the 8-bit pixels concerned
-        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
-        pix = _snap8(x[bi, :, yi, xi]) / 255.0  # (N, 3)
-        res = core(pix.t().reshape(1, 3, -1, 1), c[bi].view(1, -1, 1))  # (1, 3, N, 1)
-        return res[0, :, :, 0].gather(0, ch.view(1, -1))[0] * 255.0
-
-    return _exact_uint8(out * 255.0, refine, out).to(x.dtype)
+    if quantize:  # the exact 8-bit result, with the straight-through gradient of the float computation
+        q = _brightness_exact(x.detach(), c.view(-1, 1, 1))
+        return _st(core(x, c.to(x.dtype).view(-1, 1, 1)), q) if _records(x) else q
+    return core(xc, c.to(xc.dtype).view(-1, 1, 1))
 
 
 @fused
@@ -329,9 +313,7 @@ def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
     b, m, _ = uniform.shape
     if m < 2 or m & (m - 1):
         raise ValueError(f"uniform: map side must be a power of two >= 2, got {m}")
-    decay = _per_sample(wibbledecay, b, "wibbledecay", uniform.device)
-    if (decay <= 0).any():
-        raise ValueError(f"wibbledecay: expected values > 0, got {decay.tolist()}")
+    decay = per_sample(wibbledecay, b, "wibbledecay", lo=_TINY, device=uniform.device)
     u = uniform.to(torch.float64)
     if not fusion_enabled(u.device):
         return _plasma_scatter(u, decay.view(b, 1, 1))
@@ -436,9 +418,7 @@ def fog(
     """
     check_image(x, check_values=False)
     b, _, h, w = x.shape
-    c = _per_sample(strength, b, "strength", x.device)
-    if (c < 0).any():
-        raise ValueError(f"strength: expected values >= 0, got {c.tolist()}")
+    c = per_sample(strength, b, "strength", lo=0.0, device=x.device)
     m = fog_map_size(h, w)
     u = _field(seed, uniform, (m, m), b, stream, "uniform", x.device, "uniform")
     xc = x.to(torch.float32) if quantize else x
@@ -449,17 +429,8 @@ def fog(
     if not quantize:
         return ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
     m64 = _snap8(mx.view(b)) / 255.0  # the original's max of its float64 image
-    if fused_runs(x):
-        return _fog_exact(x, c.view(b, 1, 1, 1), m64.view(b, 1, 1, 1), plasma[:, None, :h, :w])
-
-    def refine(idx: Tensor) -> Tensor:
-        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
-        xv = _snap8(x[bi, ch, yi, xi]) / 255.0
-        cv, mv = c[bi], m64[bi]
-        return ((xv + cv * plasma[bi, yi, xi]) * mv / (mv + cv)).clamp(0.0, 1.0) * 255.0
-
-    fast = torch.addcmul(xc, cc, fmap).mul_(mx * 255.0 / (mx + cc))  # within 1e-3 levels of the original
-    return _exact_uint8(fast, refine, lambda: ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)).to(x.dtype)
+    q = _fog_exact(x.detach(), c.view(b, 1, 1, 1), m64.view(b, 1, 1, 1), plasma[:, None, :h, :w])
+    return _st(((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0), q) if _records(x) else q
 
 
 @fused
@@ -548,8 +519,8 @@ def frost(
     """
     check_image(x, check_values=False)
     b, _, h, w = x.shape
-    a = _per_sample(image_weight, b, "image_weight", x.device)
-    fw = _per_sample(frost_weight, b, "frost_weight", x.device)
+    a = per_sample(image_weight, b, "image_weight", device=x.device)
+    fw = per_sample(frost_weight, b, "frost_weight", device=x.device)
     for name, t in (("index", index), ("top", top), ("left", left)):
         if not isinstance(t, Tensor) or t.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"{name}: expected a (B,) integer tensor, got {t!r}")
@@ -571,20 +542,15 @@ def frost(
     dev = x.device
     rows = (t0.to(dev).view(b, 1) + torch.arange(h, device=dev).view(1, h)).view(b, h, 1)
     cols = (l0.to(dev).view(b, 1) + torch.arange(w, device=dev).view(1, w)).view(b, 1, w)
-    if quantize and fused_runs(x):
-        return _frost_exact(x, a.view(b, 1, 1, 1), fw.view(b, 1, 1, 1), stack, idx.to(dev).view(b, 1, 1), rows, cols)
-    crop = stack[idx.to(dev).view(b, 1, 1), :, rows, cols]  # (B, H, W, 3) uint8
-    xc = x.to(torch.float32) if quantize else x
-    tex = crop.permute(0, 3, 1, 2)
-    v255 = torch.addcmul(_view(fw, xc) * tex.to(xc.dtype), _view(a * 255.0, xc), xc)  # a * 255 x + b * f
-    if not quantize:
-        return v255.clamp_(0.0, 255.0).div_(255.0)
-
-    def refine(idx: Tensor) -> Tensor:  # clip(a * k + b * f, 0, 255) in float64 on the 8-bit values
-        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
-        return a[bi] * _snap8(x[bi, ch, yi, xi]) + fw[bi] * tex[bi, ch, yi, xi].to(torch.float64)
-
-    return _exact_uint8(v255, refine, lambda: v255.clamp(0.0, 255.0) / 255.0).to(x.dtype)
+    ti = idx.to(dev).view(b, 1, 1)
+    if quantize:  # the exact 8-bit result (straight-through gradient of the float blend)
+        q = _frost_exact(x.detach(), a.view(b, 1, 1, 1), fw.view(b, 1, 1, 1), stack, ti, rows, cols)
+        if not _records(x):
+            return q
+    tex = stack[ti, :, rows, cols].permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
+    v255 = torch.addcmul(_view(fw, x) * tex.to(x.dtype), _view(a * 255.0, x), x)  # a * 255 x + b * f
+    out = v255.clamp(0.0, 255.0).div(255.0)
+    return _st(out, q) if quantize else out
 
 
 @fused
@@ -660,15 +626,27 @@ def _local_max(mag: Tensor, n: Callable[[int, int], Tensor], horiz: Tensor, vert
     return (horiz & lm_h) | (vert & lm_v) | (diag & ((anti & lm_a) | (~anti & lm_d)))
 
 
+#: Growth steps of Canny's hysteresis between two convergence checks (each check is one host read of a device flag).
+HYSTERESIS_STEPS_PER_CHECK = 16
+
+
 def _hysteresis(cur: Tensor, cand: Tensor) -> Tensor:
-    """Grow the seeds ``cur`` 8-connectedly inside the candidates ``cand`` until nothing changes (bool maps)."""
+    """Grow the seeds ``cur`` 8-connectedly inside the candidates ``cand`` until nothing changes (bool maps).
+
+    Exact for any image: growth runs in blocks of :data:`HYSTERESIS_STEPS_PER_CHECK` steps (4 on the CPU, where the
+    check costs no synchronisation) and stops after the first block that changed nothing. The check reads one flag
+    back (:func:`~robust_train.functional._checks.host_flag`): one device synchronisation per block, typically one per
+    call (spatter layers converge within the first block).
+    """
+    steps = 4 if cur.device.type == "cpu" else HYSTERESIS_STEPS_PER_CHECK  # a host read is free on the host
     while True:
         prev = cur
-        for _ in range(4):  # a few growth steps between convergence checks
+        for _ in range(steps):
             cur = _dilate3(cur) & cand
-        if torch.equal(cur, prev):
-            break
-    return cur
+        if _checks.host_flag(
+            torch.equal(cur, prev) if cur.device.type == "cpu" else (cur == prev).all(), "canny hysteresis"
+        ):
+            return cur
 
 
 @fused
@@ -976,19 +954,18 @@ def spatter(
     check_image(x, check_values=False)
     b, _, h, w = x.shape
     dev = x.device
-    loc_ = _per_sample(loc, b, "loc", dev)
-    scale_ = _per_sample(scale, b, "scale", dev)
-    sigma_ = _per_sample(sigma, b, "sigma", dev)
-    thr = _per_sample(threshold, b, "threshold", dev).view(b, 1, 1)
-    inten = _per_sample(intensity, b, "intensity", dev)
-    mud_ = torch.as_tensor(mud, device=dev).reshape(-1)
+    loc_ = per_sample(loc, b, "loc", device=dev)
+    scale_ = per_sample(scale, b, "scale", lo=0.0, device=dev)
+    sigma_ = per_sample(sigma, b, "sigma", lo=0.0)  # host: plans the Gaussian taps
+    thr = per_sample(threshold, b, "threshold", device=dev).view(b, 1, 1)
+    inten = per_sample(intensity, b, "intensity", lo=0.0)  # host: mud samples plan their mask blur from it
+    if isinstance(mud, Tensor) and mud.device.type != "cpu":
+        raise ValueError("mud: expected a host value (bool, or a CPU (B,) tensor): it selects each sample's branch")
+    mud_ = torch.as_tensor(mud).reshape(-1)
     if mud_.numel() == 1 and b != 1:
         mud_ = mud_.expand(b)
     check_batch_param(mud_, b, "mud")
     mud_ = mud_.to(torch.bool)
-    for name, t in (("scale", scale_), ("sigma", sigma_), ("intensity", inten)):
-        if (t < 0).any():
-            raise ValueError(f"{name}: expected values >= 0, got {t.tolist()}")
     z = _field(seed, noise, (h, w), b, stream, "normal", dev, "noise")
     liquid = loc_.view(b, 1, 1) + scale_.view(b, 1, 1) * z
     liquid = _gaussian_nearest(liquid, sigma_)
@@ -999,35 +976,37 @@ def spatter(
     exact = quantize and fused_runs(x)  # fused blend + truncation per branch; ``out`` then holds 8-bit values
     out = x if exact else xw_all
     mud_list = mud_.tolist()
-    if not all(mud_list):  # water samples
-        sel = (~mud_).nonzero().flatten()
+    if not all(mud_list):  # water samples (the branch of each sample is a host parameter)
+        sel_h = (~mud_).nonzero().flatten()
+        sel = sel_h.to(dev)
+        iw = inten.index_select(0, sel_h).to(device=dev, dtype=torch.float32)
         lw = liquid.index_select(0, sel) if len(sel) < b else liquid
-        if fusion_enabled(dev):
-            l8 = _liquid_to_l8(lw)
-        else:
-            l8 = torch.floor(lw * 255.0)
-            if bool(l8.max() >= 256):  # np.uint8 wraps modulo 256 (quirk 11)
-                l8 = l8 - 256.0 * torch.floor(l8 / 256.0)
-            l8 = l8.to(torch.float32)
+        l8 = _liquid_to_l8(lw)
         m = l8 * _water_map(l8)
         mx = m.amax(dim=(1, 2), keepdim=True)
         if exact:
-            iw = inten.index_select(0, sel).to(torch.float32).view(-1, 1, 1, 1)
             color = torch.tensor([v / 255.0 for v in WATER_COLOR], dtype=torch.float32, device=dev).view(1, 3, 1, 1)
-            q = _water_exact(x.index_select(0, sel) if len(sel) < b else x, m.unsqueeze(1), mx.unsqueeze(1), iw, color)
+            q = _water_exact(
+                x.index_select(0, sel) if len(sel) < b else x,
+                m.unsqueeze(1),
+                mx.unsqueeze(1),
+                iw.view(-1, 1, 1, 1),
+                color,
+            )
             out = out.index_copy(0, sel, q) if len(sel) < b else q
         else:
             has = (mx > 0).to(m.dtype)  # no water: map 0 (the original divides 0 by 0)
             m = (m / (mx + (1.0 - has))) * has
-            m = (m * inten.index_select(0, sel).to(torch.float32).view(-1, 1, 1)).unsqueeze(1).to(wd)
+            m = (m * iw.view(-1, 1, 1)).unsqueeze(1).to(wd)
             color = torch.tensor([v / 255.0 for v in WATER_COLOR], dtype=torch.float32).to(device=dev, dtype=wd)
             xw = (xw_all.index_select(0, sel) + m * color.view(1, 3, 1, 1)).clamp(0.0, 1.0)
             out = out.index_copy(0, sel, xw) if len(sel) < b else xw
     if any(mud_list):  # mud samples
-        sel = mud_.nonzero().flatten()
+        sel_h = mud_.nonzero().flatten()
+        sel = sel_h.to(dev)
         lm = liquid.index_select(0, sel)
         mask = (lm > thr.index_select(0, sel)).to(torch.float64).unsqueeze(1)
-        mask = _gaussian_nearest(mask.squeeze(1), inten.index_select(0, sel)).unsqueeze(1)
+        mask = _gaussian_nearest(mask.squeeze(1), inten.index_select(0, sel_h)).unsqueeze(1)
         mask = mask * (mask >= 0.8).to(mask.dtype)
         color = torch.tensor([v / 255.0 for v in MUD_COLOR], dtype=torch.float32).to(device=dev, dtype=torch.float64)
         xs = xw_all.index_select(0, sel) if len(sel) < b else xw_all
@@ -1049,12 +1028,12 @@ def spatter(
 def _liquid_to_l8(lw: Tensor) -> Tensor:
     """``uint8(255 L)`` of the water samples' (B, H, W) float64 layers as float32 values, in one pass when fused.
 
-    Wraps modulo 256 when any value of the batch reaches 256 (quirk 11), exactly as the eager branch (which tests
-    the maximum on the host): the test is a tensor select here, without a host synchronisation.
+    Wraps modulo 256 (quirk 11) the layers of the samples whose maximum reaches 256 (a per-sample tensor select, no
+    host synchronisation; layers are >= 0, so wrapping is the identity below 256).
     """
     l8 = torch.floor(lw * 255.0)
     wrapped = l8 - 256.0 * torch.floor(l8 / 256.0)
-    return torch.where(l8.amax() >= 256, wrapped, l8).to(torch.float32)
+    return torch.where(l8.amax(dim=(1, 2), keepdim=True) >= 256, wrapped, l8).to(torch.float32)
 
 
 @fused
@@ -1136,15 +1115,11 @@ def snow(
     check_image(x, check_values=False)
     b, _, h, w = x.shape
     dev = x.device
-    loc_ = _per_sample(loc, b, "loc", dev)
-    scale_ = _per_sample(scale, b, "scale", dev)
-    zoom_ = _per_sample(zoom, b, "zoom", dev)
-    thr = _per_sample(threshold, b, "threshold", dev)
-    blend_ = _per_sample(blend, b, "blend", dev)
-    if (scale_ < 0).any():
-        raise ValueError(f"scale: expected values >= 0, got {scale_.tolist()}")
-    if ((blend_ < 0) | (blend_ > 1)).any():
-        raise ValueError(f"blend: expected values in [0, 1], got {blend_.tolist()}")
+    loc_ = per_sample(loc, b, "loc", device=dev)
+    scale_ = per_sample(scale, b, "scale", lo=0.0, device=dev)
+    zoom_ = per_sample(zoom, b, "zoom", lo=1.0)  # host: plans the zoom crops
+    thr = per_sample(threshold, b, "threshold", device=dev)
+    blend_ = per_sample(blend, b, "blend", lo=0.0, hi=1.0, device=dev)
     z = _field(seed, noise, (h, w), b, stream, "normal", dev, "noise")
     layer = (loc_.view(b, 1, 1) + scale_.view(b, 1, 1) * z).unsqueeze(1)
     layer = clipped_zoom(layer, zoom_)
@@ -1154,20 +1129,12 @@ def snow(
     xs = x.to(torch.float32) if quantize else x  # the original's scene is float32
     bl = _view(blend_, xs)
     one_minus = _view(1.0 - blend_, xs)  # (1 - c) in float64, then cast, as NumPy does with a Python float
-    if quantize and fused_runs(x):
+    if quantize and not _records(x):
         return _snow_exact(xs, bl, one_minus, layer).to(x.dtype)
     grey = rgb_to_grey(xs)
     scene = bl * xs + one_minus * torch.maximum(xs, grey * 1.5 + 0.5)
-    flakes = (layer + layer.flip(-1, -2)).to(xs.dtype)
-    if not quantize:
-        return (scene + flakes).clamp(0.0, 1.0)
-
-    def refine(idx: Tensor) -> Tensor:  # (float32 scene + float64 layer) + rotated layer, as the original
-        bi, ch, yi, xi = _unravel(idx, tuple(x.shape))
-        v = scene[bi, ch, yi, xi].to(torch.float64) + layer[bi, 0, yi, xi]
-        return (v + layer[bi, 0, h - 1 - yi, w - 1 - xi]).clamp(0.0, 1.0) * 255.0
-
-    return _exact_uint8((scene + flakes).mul_(255.0), refine, lambda: (scene + flakes).clamp(0.0, 1.0)).to(x.dtype)
+    out = (scene + (layer + layer.flip(-1, -2)).to(xs.dtype)).clamp(0.0, 1.0)
+    return _st(out, _snow_exact(xs.detach(), bl, one_minus, layer).to(x.dtype)) if quantize else out
 
 
 @fused

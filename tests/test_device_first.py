@@ -1,0 +1,106 @@
+"""Device-first proofs without a GPU (issue #10, STYLE.md section 1b).
+
+1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix, the corruption-training augment, one
+   PGD step and the metric updates run with their images on a fake ``"cuda"`` device (:func:`tests._device.fake_cuda`):
+   any read of a device value, NumPy round trip or device mismatch fails the test. The remaining host reads go
+   through :func:`robust_train.functional._checks.host_flag`; they are counted per call and must match
+   :data:`DOCUMENTED_SYNCS`.
+2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence (no per-sample loops).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+
+import robust_train as rt
+from robust_train.functional import _checks
+from tests._device import count_aten_ops, fake_cuda
+
+SIZES = {"imagenet": 224, "tinyimagenet": 64, "cifar": 32}
+CORRUPTIONS = rt.list_corruptions("c19")
+SEQUENCES = rt.sequences.list_sequences()
+
+#: The host reads that remain, at most per call: op -> {what: count}. Everything else must read nothing.
+DOCUMENTED_SYNCS: dict[str, dict[str, int]] = {
+    # Canny's hysteresis grows edges until nothing changes: one convergence check per 16 growth steps on a device;
+    # the spatter layers converge within the first block (the fake device answers "converged" at the first check).
+    "spatter": {"canny hysteresis": 1},
+}
+
+
+@pytest.fixture
+def host_reads(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    reads: collections.Counter[str] = collections.Counter()
+
+    def fake_flag(flag: object, what: str) -> bool:
+        reads[what] += 1
+        return True
+
+    monkeypatch.setattr(_checks, "host_flag", fake_flag)
+    return reads
+
+
+@pytest.mark.parametrize("preset", list(SIZES))
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_corruption_on_fake_cuda(name: str, preset: str, host_reads: collections.Counter[str]) -> None:
+    size = SIZES[preset]
+    op = rt.create_corruption(name, severity=(1.0, 5.0), preset=preset, seed=0)
+    params = op.sample_params(3)  # host parameters, fractional severities
+    with fake_cuda():
+        x = torch.empty(3, 3, size, size, device="cuda")
+        out = op(x, params=params)
+    assert out.device.type == "cuda" and out.shape == x.shape and out.dtype == x.dtype
+    allowed = DOCUMENTED_SYNCS.get(name, {})
+    assert all(n <= allowed.get(what, 0) for what, n in host_reads.items()), dict(host_reads)
+
+
+@pytest.mark.parametrize("jpeg", [None, 85])
+def test_released_emulation_on_fake_cuda(jpeg: int | None, host_reads: collections.Counter[str]) -> None:
+    op = rt.create_corruption("fog", severity=3, preset="imagenet", jpeg_quality=jpeg)
+    params = op.params_for_indices(torch.arange(2), seed=1)
+    with fake_cuda():
+        out = op(torch.empty(2, 3, 224, 224, device="cuda"), params=params)
+    assert out.device.type == "cuda"
+
+
+@pytest.mark.parametrize("name", SEQUENCES)
+def test_sequence_on_fake_cuda(name: str, host_reads: collections.Counter[str]) -> None:
+    op = rt.sequences.create_sequence(name, preset="cifar")
+    params = op.params_for_indices(torch.arange(2), 0)
+    with fake_cuda():
+        frames = op(torch.empty(2, 3, 32, 32, device="cuda"), params)
+    assert frames.device.type == "cuda" and frames.shape[0] == 2 and frames.shape[2:] == (3, 32, 32)
+    assert not host_reads
+
+
+def _count(fn, batch: int) -> collections.Counter[str]:  # noqa: ANN001
+    fn(batch)  # warm the per-process caches (alias tables, textures, kernels) outside the count
+    return count_aten_ops(lambda: fn(batch))
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_corruption_ops_do_not_grow_with_batch(name: str) -> None:
+    op = rt.create_corruption(name, severity=(1.0, 5.0), preset="cifar")
+
+    def run(b: int) -> None:
+        params = op.sample_params(b, torch.Generator().manual_seed(0))
+        params["severity"][:] = 3.0  # the same plan (kernel sizes, tap counts) at both batch sizes
+        params = op.make_params(params["seed"], params["severity"], params["apply"])
+        op(torch.rand(b, 3, 32, 32), params=params)
+
+    small, large = _count(run, 2), _count(run, 32)
+    assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
+
+
+@pytest.mark.parametrize("name", SEQUENCES)
+def test_sequence_ops_do_not_grow_with_batch(name: str) -> None:
+    op = rt.sequences.create_sequence(name, preset="cifar")
+
+    def run(b: int) -> None:
+        op(torch.rand(b, 3, 32, 32), op.params_for_indices(torch.zeros(b, dtype=torch.int64), 0))
+
+    small, large = _count(run, 2), _count(run, 32)
+    assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
