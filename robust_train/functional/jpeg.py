@@ -21,6 +21,9 @@ named (operation order, constants and rounding; the code is our own):
    ``+ 128`` with saturation to [0, 255] (the SIMD kernels' saturating packs; the C code's ``range_limit`` table
    agrees for every output within +-512 of the centre, i.e. for all data the forward path can produce except
    contrived coefficient blocks). The zero-AC shortcuts of the C code give the same values as the full butterfly.
+   libjpeg-turbo's x86 SIMD IDCT (what Pillow runs) keeps the column-pass results in 16 bits with saturation where
+   the C code and this module keep 32; the three agree unless such an intermediate leaves the 16-bit range, which
+   none of the tests' inputs reach (0/255 checkerboards and random sign blocks at quality 1 included).
 6. ``jdsample.c`` ``h2v2_fancy_upsample`` when the chroma width ``ceil(W / 2)`` exceeds 2 (triangle filter: columns
    ``3 * near + far`` rows, then ``(3 * this + neighbour + 8 or 7) >> 4``; the first/last chroma row and column are
    replicated, ``jdmainct.c`` ``set_bottom_pointers``), else ``h2v2_upsample`` (2x2 replication).

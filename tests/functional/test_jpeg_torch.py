@@ -255,3 +255,19 @@ def test_fused_equals_eager() -> None:
     with fusion("on"):
         compiled = jpeg_roundtrip_uint8(x, tables)
     assert torch.equal(compiled, jpeg_roundtrip_uint8.eager(x, tables))
+
+
+@pytest.mark.slow
+def test_benchmark_quick_run(tmp_path) -> None:  # noqa: ANN001
+    """``benchmarks/jpeg_codec.py --quick`` runs and reports identical outputs (structure only, no timings)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "benchmarks/jpeg_codec.py", "--quick", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=600)
+    rows = json.loads((tmp_path / "jpeg_codec_cpu_quick.json").read_text())["results"]
+    assert {r["regime"] for r in rows} == {"libjpeg", "torch eager"}
+    assert all(r["identical_to_libjpeg"] and r["ms_per_image"] > 0 for r in rows)
