@@ -213,8 +213,7 @@ def _downsample_h2v2(c: Tensor, h_out: int, w_out: int) -> Tensor:
     bsz, h, _ = c.shape
     h_even = 2 * ((h + 1) // 2)
     c = _pad_edge(_pad_edge(c, 1, h_even), 2, 2 * w_out)
-    quads = c.reshape(bsz, h_even // 2, 2, w_out, 2)
-    s = quads.sum(dim=(2, 4), dtype=torch.int32)
+    s = c[:, 0::2, 0::2] + c[:, 0::2, 1::2] + c[:, 1::2, 0::2] + c[:, 1::2, 1::2]
     bias = (torch.arange(w_out, device=c.device, dtype=torch.int32) & 1) + 1
     return _pad_edge((s + bias) >> 2, 1, h_out)
 
@@ -306,8 +305,7 @@ def _from_blocks(blocks: Tensor, h: int, w: int) -> Tensor:
 def _quantise_roundtrip(coef: Tensor, tables: Tensor) -> Tensor:
     """jcdctmgr.c quantisation and the decoder's dequantisation. coef (8, 8, B, N); tables (4, 8, 8, B, 1)."""
     qtab, recip, corr, shift = tables.unbind(0)
-    mag = (((coef.abs() + corr) * recip) >> shift) * qtab
-    return torch.where(coef < 0, -mag, mag)
+    return (((coef.abs() + corr) * recip) >> shift) * qtab * coef.sign()
 
 
 def _block_codec(blocks: Tensor, tables: list[tuple[int, Tensor]]) -> Tensor:

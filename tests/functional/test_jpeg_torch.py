@@ -271,3 +271,15 @@ def test_benchmark_quick_run(tmp_path) -> None:  # noqa: ANN001
     rows = json.loads((tmp_path / "jpeg_codec_cpu_quick.json").read_text())["results"]
     assert {r["regime"] for r in rows} == {"libjpeg", "torch eager"}
     assert all(r["identical_to_libjpeg"] and r["ms_per_image"] > 0 for r in rows)
+
+
+def test_module_codecs_and_release_roundtrip_identical() -> None:
+    """``JpegCompression(codec=...)`` and the release-JPEG stage (``jpeg_quality=85``) agree across codecs."""
+    from robust_train.corruptions import create_corruption
+
+    x = torch.from_numpy(_photos(32)).float() / 255
+    outs = [create_corruption("jpeg_compression", severity=2, seed=0, codec=c)(x) for c in ("cpu", "torch")]
+    assert torch.equal(outs[0], outs[1])
+    released = create_corruption("contrast", severity=1, seed=0, jpeg_quality=85)(x)
+    contrast = create_corruption("contrast", severity=1, seed=0, quantize=True)(x)
+    assert torch.equal(released, D.jpeg_compression(contrast, 85, codec="torch"))
