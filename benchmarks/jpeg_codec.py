@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import sys
 from pathlib import Path
 
@@ -129,6 +130,26 @@ def main(argv: list[str] | None = None) -> int:
             ("identical to libjpeg", "identical_to_libjpeg", ""),
         ],
     )
+    summary = []
+    for size in args.sizes:
+        best = {}
+        for row in rows:
+            if row["size"] == size:
+                best[row["regime"]] = min(best.get(row["regime"], math.inf), row["ms_per_image"])
+        lib, eager = best["libjpeg"], best["torch eager"]
+        line = (
+            f"* {size} px, best over thread counts: libjpeg {lib:.3f}, torch eager {eager:.3f}"
+            + (f", torch compiled {best['torch compiled']:.3f}" if "torch compiled" in best else "")
+            + f" ms/image; default configuration (CPU fusion off): {'libjpeg' if lib <= eager else 'torch'} faster."
+        )
+        summary.append(line)
+    load = meta["loadavg_start"]
+    if load and load[0] > meta["cpu_cores"]:
+        summary.append(
+            f"* Load average {load[0]:.1f} on {meta['cpu_cores']} cores at the start (a shared machine): OpenMP "
+            "runs with more than one thread stall behind other processes, so the multi-thread rows overstate the "
+            "torch codec's cost; repeat on a quiet machine."
+        )
     md = "\n".join(
         [
             "# JPEG round trip on the CPU: libjpeg-turbo vs the torch codec",
@@ -141,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             f"load average at start {meta['loadavg_start']}. torch {meta['torch']}, commit {meta['git_commit']}.",
             "",
             table,
+            "",
+            *summary,
             "",
         ]
     )
