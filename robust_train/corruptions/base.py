@@ -413,7 +413,7 @@ class Corruption(nn.Module):
         if self.jpeg_quality is not None:
             from ..functional.digital import jpeg_roundtrip
 
-            out = jpeg_roundtrip(out, torch.full((out.shape[0],), self.jpeg_quality, device=out.device))
+            out = jpeg_roundtrip(out, self.jpeg_quality)  # a host int: no device tensor to read back
         return out
 
     def extra_repr(self) -> str:

@@ -108,9 +108,9 @@ class JpegCompression(Corruption):
 
     Exactly PIL's ``Image.save(format="JPEG", quality=q)`` (libjpeg standard tables scaled by ``q``, baseline, 4:2:0
     chroma subsampling, islow DCT) decoded with libjpeg-turbo (islow IDCT, fancy upsampling), i.e. the original's
-    in-memory round trip (spec 2.16). On CUDA tensors ``codec="auto"`` uses nvJPEG (fast, not bit-exact);
-    ``codec="cpu"`` always uses the exact CPU codec. Fractional severities interpolate the quality and round it to
-    the nearest integer.
+    in-memory round trip (spec 2.16), bit for bit with either codec: ``"cpu"`` (libjpeg-turbo on the host) or
+    ``"torch"`` (integer tensor maths on the input's device); ``codec="auto"`` uses the torch codec off the CPU and
+    libjpeg on it (faster there). Fractional severities interpolate the quality and round it to the nearest integer.
 
     Gradient: ``"surrogate"``: the forward value is the codec output, the backward pass is the gradient of a
     differentiable JPEG model (:func:`~robust_train.functional.digital.jpeg_surrogate`: DCT and quantisation with the
@@ -132,7 +132,8 @@ class JpegCompression(Corruption):
     ``jpeg_quality=85``.
 
     Args:
-        codec: ``"auto"`` or ``"cpu"`` (see above); other arguments as :class:`~robust_train.corruptions.Corruption`.
+        codec: ``"auto"``, ``"cpu"`` or ``"torch"`` (see above); other arguments as
+            :class:`~robust_train.corruptions.Corruption`.
 
     Example:
         >>> import torch
@@ -156,8 +157,8 @@ class JpegCompression(Corruption):
 
     def __init__(self, *args: Any, codec: str = "auto", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if codec not in ("auto", "cpu"):
-            raise ValueError(f"codec: expected 'auto' or 'cpu', got {codec!r}")
+        if codec not in ("auto", "cpu", "torch"):
+            raise ValueError(f"codec: expected 'auto', 'cpu' or 'torch', got {codec!r}")
         self.codec = codec
 
     def apply(self, x: Tensor, params: Params) -> Tensor:

@@ -54,6 +54,7 @@ from ._fused import fused, fused_runs
 from ._rng import field_uniform, stream_id
 from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, gaussian_kernel1d
+from .jpeg import jpeg_roundtrip_torch
 
 __all__ = [
     "ELASTIC_FIELD_STREAM",
@@ -413,31 +414,21 @@ def _codec_pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
-@eager_only
-def _codec_cuda(u8: Tensor, quality: Tensor) -> Tensor:  # pragma: no cover - needs a GPU (nvJPEG)
-    """JPEG round trip with nvJPEG, batched per distinct quality."""
-    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
-
-    out = torch.empty_like(u8)
-    for qv in torch.unique(quality).tolist():
-        idx = (quality == qv).nonzero().flatten().tolist()
-        encoded = encode_jpeg([u8[i] for i in idx], quality=int(qv))
-        decoded = decode_jpeg([e.cpu() for e in encoded], mode=ImageReadMode.RGB, device=u8.device)
-        out[idx] = torch.stack(decoded)
-    return out
-
-
 def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto", *, check_values: bool = False) -> Tensor:
     """JPEG encode and decode each image at its own quality (spec 2.16).
 
     Images are quantised to 8 bit by rounding (exact for images already on the 8-bit grid), encoded as baseline
     JPEG with libjpeg's standard tables scaled by ``quality``, 4:2:0 chroma subsampling and the islow DCT, and decoded
-    with the islow IDCT and fancy upsampling. On the CPU the images are coded by libjpeg-turbo through
-    ``torchvision.io.encode_jpeg`` / ``decode_jpeg``, one thread per torch thread: the files are byte-identical to
-    the original's ``PIL.Image.save(format="JPEG", quality=q)`` and decode bit-identically to Pillow's decoder
-    (both checked in the tests, the files for every quality 1-100). On CUDA with ``codec="auto"`` the images
-    are coded with nvJPEG in batches of equal quality: fast, but not bit-exact with libjpeg (different DCT and
-    upsampling implementations); ``codec="cpu"`` forces the exact CPU path for CUDA tensors.
+    with the islow IDCT and fancy upsampling. Two codecs give identical output (checked in the tests):
+
+    * ``"cpu"``: libjpeg-turbo through ``torchvision.io.encode_jpeg`` / ``decode_jpeg`` on the host, one thread per
+      torch thread: the files are byte-identical to the original's ``PIL.Image.save(format="JPEG", quality=q)`` and
+      decode bit-identically to Pillow's decoder (both checked in the tests, the files for every quality 1-100).
+    * ``"torch"``: :func:`~.jpeg.jpeg_roundtrip_torch`, the same lossy stages (no entropy coding) as batched integer
+      tensor maths on the tensor's own device, bit-exact with Pillow; no host copies or synchronisation.
+
+    ``codec="auto"`` uses ``"torch"`` on every device but the CPU, and ``"cpu"`` on the CPU, where it is faster
+    (``benchmarks/jpeg_codec.py``, ``benchmarks/results/jpeg_codec_cpu.md``).
 
     Gradient: the value is the codec output; the gradient is that of :func:`jpeg_surrogate` (straight-through onto
     a differentiable JPEG model). The surrogate is only evaluated when a gradient is needed.
@@ -445,7 +436,8 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto", *,
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
         quality: JPEG quality per sample, shape (B,) or scalar, in [1, 100] (fractional values are rounded).
-        codec: ``"auto"`` (nvJPEG for CUDA tensors, libjpeg otherwise) or ``"cpu"`` (always libjpeg).
+        codec: ``"auto"`` (the torch codec off the CPU, libjpeg on it), ``"cpu"`` (always libjpeg on the host) or
+            ``"torch"`` (always the torch codec, on ``x.device``).
         check_values: raise on values outside [0, 1] or NaN, as :func:`~._checks.check_image` does (free on the CPU
             codec: its uint8 conversion computes the range); otherwise values are clipped to [0, 1].
 
@@ -461,14 +453,13 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto", *,
         torch.Size([2, 3, 16, 16])
     """
     check_image(x, check_values=False)
-    if codec not in ("auto", "cpu"):
-        raise ValueError(f"codec: expected 'auto' or 'cpu', got {codec!r}")
+    if codec not in ("auto", "cpu", "torch"):
+        raise ValueError(f"codec: expected 'auto', 'cpu' or 'torch', got {codec!r}")
     q = _quality_vector(quality, x.shape[0])
-    if x.is_cuda and codec == "auto":  # pragma: no cover - needs a GPU
+    if codec == "torch" or (codec == "auto" and x.device.type != "cpu"):
         if check_values:
             check_image(x)
-        dec = _codec_cuda(torch.round(x.detach().clamp(0.0, 1.0) * 255.0).to(torch.uint8).contiguous(), q)
-        out = dec.to(x.dtype).div_(255.0)
+        out = jpeg_roundtrip_torch(x.detach(), q)
     else:
         src = x.detach().to("cpu").contiguous()
         out = torch.empty(src.shape, dtype=x.dtype)
@@ -491,7 +482,7 @@ def jpeg_roundtrip(x: Tensor, quality: Tensor | float, codec: str = "auto") -> T
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1] (normally already truncated to the 8-bit grid).
         quality: JPEG quality per sample, shape (B,) or scalar, in [1, 100].
-        codec: ``"auto"`` or ``"cpu"`` (see :func:`jpeg_compression`).
+        codec: ``"auto"``, ``"cpu"`` or ``"torch"`` (see :func:`jpeg_compression`).
 
     Returns:
         Shape (B, 3, H, W), same dtype and device.
