@@ -17,6 +17,7 @@ import torch
 
 import robust_train as rt
 from robust_train.functional import _checks
+from robust_train.functional._execution import cache_blocking
 from tests._device import count_aten_ops, fake_cuda
 
 SIZES = {"imagenet": 224, "tinyimagenet": 64, "cifar": 32}
@@ -73,17 +74,22 @@ def test_sequence_on_fake_cuda(name: str, host_reads: collections.Counter[str]) 
     with fake_cuda():
         frames = op(torch.empty(2, 3, 32, 32, device="cuda"), params)
     assert frames.device.type == "cuda" and frames.shape[0] == 2 and frames.shape[2:] == (3, 32, 32)
-    assert not host_reads
+    allowed = DOCUMENTED_SYNCS.get(name, {})
+    assert all(n <= allowed.get(what, 0) for what, n in host_reads.items()), dict(host_reads)
 
 
 def _count(fn, batch: int) -> collections.Counter[str]:  # noqa: ANN001
-    fn(batch)  # warm the per-process caches (alias tables, textures, kernels) outside the count
-    return count_aten_ops(lambda: fn(batch))
+    """ATen ops of ``fn(batch)`` as an accelerator issues them: CPU cache blocking (execution policy) off."""
+    with cache_blocking(False):
+        fn(batch)  # warm the per-process caches (alias tables, textures, kernels) outside the count
+        return count_aten_ops(lambda: fn(batch))
 
 
 @pytest.mark.parametrize("name", CORRUPTIONS)
 def test_corruption_ops_do_not_grow_with_batch(name: str) -> None:
-    op = rt.create_corruption(name, severity=(1.0, 5.0), preset="cifar")
+    # JPEG: the torch codec (the device path); the CPU default codes each image with libjpeg in host threads
+    kwargs = {"codec": "torch"} if name == "jpeg_compression" else {}
+    op = rt.create_corruption(name, severity=(1.0, 5.0), preset="cifar", **kwargs)
 
     def run(b: int) -> None:
         params = op.sample_params(b, torch.Generator().manual_seed(0))

@@ -9,7 +9,7 @@ multiplications wrap modulo 2**32, as they do on every PyTorch backend; ``kernel
 
 Uniforms carry 24 random bits, ``(k + 0.5) / 2**24``, and never hit 0 or 1 (float32 rounds the upper half to an
 even grid and the top value is clamped below 1; see :func:`_unit_`). Normals use Box-Muller on pairs of counters.
-On the CPU, fields are produced in cache-sized blocks with in-place integer arithmetic (:data:`CPU_BLOCK`); the
+On the CPU, fields are produced in cache-sized blocks with in-place integer arithmetic (:data:`~robust_train.functional._execution.CPU_BLOCK`); the
 values do not depend on the blocking.
 Small per-sample parameter draws (angles, crop offsets) use :func:`draw_uniform`, which builds 53-bit
 ``float64`` uniforms on the CPU from two hashes.
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._execution import blocks
 from ._fused import fused, fusion_enabled
 
 __all__ = [
@@ -224,30 +225,7 @@ def normal_expr(keys: Tensor, n: int, dtype: torch.dtype) -> Tensor:
     return z[:, :n]
 
 
-#: Elements per block when a field is generated on the CPU: the ~30 passes of the hash then run in cache instead
-#: of streaming whole batches through memory (a 64 x 3 x 224 x 224 field is 38 MB per temporary).
-CPU_BLOCK = 1 << 18
-
-
-def _blocks(
-    batch: int, n: int, device: torch.device, align: int = 1, block: int | None = None
-) -> list[tuple[int, int, int, int]]:
-    """Cache blocks ``(b0, b1, c0, c1)`` covering a (batch, n) field: samples ``b0:b1``, elements ``c0:c1``.
-
-    One block on accelerators. On the CPU about ``block`` (default :data:`CPU_BLOCK`) elements per block: whole
-    samples grouped when they are small, otherwise each sample split into near-equal element ranges (multiples of
-    ``align``).
-    """
-    block = CPU_BLOCK if block is None else max(1, int(block))
-    if device.type != "cpu" or batch * n <= block:
-        return [(0, batch, 0, n)]
-    if n >= block:
-        parts = -(-n // block)
-        step = -(-n // parts)
-        step = -(-step // align) * align
-        return [(b, b + 1, c, min(n, c + step)) for b in range(batch) for c in range(0, n, step)]
-    g = max(1, block // n)
-    return [(b, min(batch, b + g), 0, n) for b in range(0, batch, g)]
+_blocks = blocks  # CPU cache blocking: execution policy, in :mod:`robust_train.functional._execution`
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -17,7 +17,7 @@ import torch
 
 from robust_train.corruptions import Params
 from robust_train.corruptions.noise import GaussianNoise, ImpulseNoise, ShotNoise, SpeckleNoise
-from robust_train.functional import _rng
+from robust_train.functional import _execution, _rng
 from robust_train.functional import noise as F
 
 from .._helpers import PHOTOS, photo_at, to_tensor
@@ -124,7 +124,7 @@ def test_cpu_blocking_does_not_change_values(name: str, monkeypatch: pytest.Monk
     params = op.params_for_indices(torch.arange(3), seed=0)
     ref = op(x, params)
     for block in (64, 1000, 1 << 30):  # per-sample element ranges / groups of samples / one block
-        monkeypatch.setattr(_rng, "CPU_BLOCK", block)
+        monkeypatch.setattr(_execution, "CPU_BLOCK", block)
         assert torch.equal(op(x, params), ref), block
 
 
