@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import Tensor
 
+from ..errors import ArgumentError, ArgumentTypeError
+from ..functional._checks import check_per_sample
+
 __all__ = ["Params"]
 
 
@@ -42,9 +45,15 @@ class Params(dict[str, Tensor]):
         """
         if params is None:
             return sample(batch_size)
+        if not isinstance(params, Mapping) or not all(isinstance(v, Tensor) for v in params.values()):
+            raise ArgumentTypeError(f"params: expected a mapping of tensors (Params), got {type(params).__name__}")
         out = params if isinstance(params, Params) else Params(params)
         if out.batch_size != batch_size:
-            raise ValueError(f"params were drawn for a batch of {out.batch_size}, got {batch_size} images")
+            raise ArgumentError(f"params were drawn for a batch of {out.batch_size}, got {batch_size} images")
+        if "apply" in out and out["apply"].dtype != torch.bool:
+            raise ArgumentTypeError(f"params['apply']: expected a (B,) bool tensor, got dtype {out['apply'].dtype}")
+        if "severity" in out:
+            check_per_sample(out["severity"], "params['severity']", batch=batch_size, lo=1.0, hi=5.0)
         return out
 
     @property
