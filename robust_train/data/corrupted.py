@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..errors import RobustTrainError
+
 __all__ = [
     "CATEGORY_FOLDERS",
     "CifarCDataset",
@@ -46,7 +48,7 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 LAYOUTS: tuple[str, ...] = ("cifar_c", "imagenet_c", "cifar_p", "imagenet_p")
 
 
-class ReleasedDataError(ValueError):
+class ReleasedDataError(RobustTrainError, ValueError):
     """A released-data root is incomplete or inconsistent; the message lists every problem found."""
 
 
