@@ -226,8 +226,9 @@ def _prepare_output(out_dir: str | os.PathLike[str]) -> Path:
         raise OutputPathError(f"output path {out} exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as e:  # a parent is a file
-        raise OutputPathError(f"cannot create the output folder {out}: {e.filename} is a file") from e
+    except (FileExistsError, NotADirectoryError) as e:  # a parent is a file
+        parent = next((p for p in out.parents if p.exists() and not p.is_dir()), e.filename)
+        raise OutputPathError(f"cannot create the output folder {out}: {parent} is a file") from e
     except PermissionError as e:
         raise OutputPathError(f"cannot create the output folder {out}: permission denied ({e.filename})") from e
     if not os.access(out, os.W_OK | os.X_OK):
@@ -258,9 +259,16 @@ def _check_free_space(dataset: Dataset, out: Path, suite: EvalSuite, positions: 
     free = shutil.disk_usage(out).free
     if need > free:
         raise OutputPathError(
-            f"not enough free space in {out}: the export needs about {need / 2**20:.1f} MiB, "
-            f"{free / 2**20:.1f} MiB are free"
+            f"not enough free space in {out}: the export needs about {_human(need)}, {_human(free)} are free"
         )
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 def _allocate(path: Path, nbytes: int) -> None:
