@@ -277,6 +277,23 @@ def test_truncated_mp4_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     with pytest.raises(BadFileError, match=r"a\.mp4"):
         read_video(path)
+    # moov atom first (faststart): a cut file decodes its first frames silently unless frames are counted
+    av = pytest.importorskip("av")
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(fast), "w", options={"movflags": "faststart"}) as out:
+        st = out.add_stream("libx264", rate=1)
+        st.width, st.height, st.pix_fmt = 16, 16, "yuv420p"
+        for f in np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8):
+            for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in st.encode():
+            out.mux(pkt)
+    assert read_video(fast).shape[0] == 8
+    full = fast.read_bytes()
+    for k, msg in ((7, r"truncated video, 0 of 8 frames"), (20, r"(truncated video, \d of 8 frames|cannot decode)")):
+        fast.write_bytes(full[: len(full) * k // 40])
+        with pytest.raises(BadFileError, match=rf"fast\.mp4: {msg}"):
+            read_video(fast)
     (tmp_path / "b.mp4").write_bytes(b"not a video")
     with pytest.raises(BadFileError, match=r"b\.mp4"):
         read_video(tmp_path / "b.mp4")

@@ -389,7 +389,8 @@ def read_video(path: str | os.PathLike[str]) -> Tensor:
 
     Raises:
         ImportError: PyAV (``av``) is not installed.
-        ReleasedDataError: the file holds no video frames.
+        ReleasedFileError: the file is truncated (fewer frames than its header announces), holds no video frames or
+            is not a video (a :class:`ReleasedDataError` and a :class:`~robust_train.errors.BadFileError`).
     """
     try:
         import av
@@ -400,8 +401,11 @@ def read_video(path: str | os.PathLike[str]) -> Tensor:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ReleasedFileError(f"{path}: holds no video stream")
+            expected = int(container.streams.video[0].frames or 0)  # 0: the container does not say
             for frame in container.decode(video=0):
                 frames.append(frame.to_ndarray(format="rgb24"))
+        if expected and len(frames) < expected:  # a cut file decodes its first frames without an error
+            raise ReleasedFileError(f"{path}: truncated video, {len(frames)} of {expected} frames decode")
     except ReleasedFileError:
         raise
     except (av.FFmpegError, IndexError, ValueError, OSError) as e:  # truncated / not a video: name the file

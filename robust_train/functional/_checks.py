@@ -198,7 +198,7 @@ def check_per_sample(
         if t.dim() > 1:
             raise ArgumentError(f"{name}: expected a scalar or a (B,) tensor, got shape {tuple(t.shape)}")
         if batch is not None and t.dim() == 1 and t.shape[0] != batch:
-            raise ArgumentError(f"{name}: expected {batch} values (one per sample), got shape {tuple(t.shape)}")
+            raise ArgumentError(f"{name}: expected one {name} per sample ({batch} values), got shape {tuple(t.shape)}")
         t = t.to("cpu", torch.int64 if integer else torch.float64)
     else:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
