@@ -511,12 +511,19 @@ def export_cases(tmp: Path, tiny_fs: Path | None) -> None:
     )
 
     if tiny_fs is not None:
-        for layout in ("cifar_c", "imagenet_c"):
+        # "fooled": shutil.disk_usage reports plenty of space, so the disk fills *during* the export (another process
+        # filling it, or a JPEG size estimate that was too low) -- what a version without an up-front check meets
+        for layout, fooled in (("cifar_c", False), ("imagenet_c", False), ("cifar_c", True), ("imagenet_c", True)):
             target = tiny_fs / f"full_{layout}"
             here = str(Path(__file__).parent)
+            fool = (
+                "import shutil; u = shutil.disk_usage('/'); shutil.disk_usage = lambda p: u._replace(free=2**50); "
+                if fooled
+                else ""
+            )
             code = (
-                f"import sys, torch; sys.path.insert(0, {here!r}); from bad_inputs_audit import _Toy; "
-                "from robust_train.evaluation import EvalSuite; from robust_train.cli.corrupt import main; "
+                f"{fool}import sys, torch; sys.path.insert(0, {here!r}); from bad_inputs_audit import _Toy; "
+                "from robust_train.cli.corrupt import main; "
                 "import robust_train.cli.corrupt as c; c._build_dataset = lambda *a: _Toy(200); "
                 "sys.exit(main(['export', '--data', 'synthetic', '--corruptions', 'contrast,fog,snow,frost', "
                 f"'--layout', {layout!r}, '--out', {str(target)!r}, '--no-progress', '--all-images']))"
@@ -526,7 +533,8 @@ def export_cases(tmp: Path, tiny_fs: Path | None) -> None:
                 proc = subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, timeout=600)
                 return proc.returncode, proc.stderr
 
-            cli_case(cat, f"export onto a full disk ({layout})", run, ["space", "ENOSPC"])
+            what = "disk fills during the export" if fooled else "too little free space"
+            cli_case(cat, f"export onto a full disk ({layout}, {what})", run, ["space", "ENOSPC"])
             shutil.rmtree(target, ignore_errors=True)
 
 

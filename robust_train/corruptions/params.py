@@ -36,7 +36,8 @@ class Params(dict[str, Tensor]):
             sample: the module's ``sample_params``, called with ``batch_size`` when ``params`` is ``None``.
 
         Raises:
-            ValueError: ``params`` were drawn for a different batch size.
+            ValueError: ``params`` were drawn for a different batch size, or hold a NaN / infinite severity.
+            TypeError: ``params`` is not a mapping of tensors, or ``apply`` is not a bool tensor.
 
         Example:
             >>> p = Params(apply=torch.ones(2, dtype=torch.bool))
@@ -52,8 +53,8 @@ class Params(dict[str, Tensor]):
             raise ArgumentError(f"params were drawn for a batch of {out.batch_size}, got {batch_size} images")
         if "apply" in out and out["apply"].dtype != torch.bool:
             raise ArgumentTypeError(f"params['apply']: expected a (B,) bool tensor, got dtype {out['apply'].dtype}")
-        if "severity" in out:
-            check_per_sample(out["severity"], "params['severity']", batch=batch_size, lo=1.0, hi=5.0)
+        if "severity" in out:  # finite (the range is the module's: 1-5 for corruptions, 1-10 for AugMix ops)
+            check_per_sample(out["severity"], "params['severity']", batch=batch_size)
         return out
 
     @property

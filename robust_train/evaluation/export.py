@@ -330,7 +330,12 @@ def _export_cifar(dataset, out, suite, positions, bs, device, corrupt, bar) -> N
         if not (done and partial.is_file()):
             del_mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)  # header + sparse body
             del del_mm
-        _allocate(partial, partial.stat().st_size)  # a full disk is an OSError here, never a SIGBUS in the loop
+        try:
+            _allocate(partial, partial.stat().st_size)  # a full disk is an OSError here, never a SIGBUS in the loop
+        except OSError:
+            if not done:  # nothing written yet: give back whatever the failed allocation took
+                partial.unlink(missing_ok=True)
+            raise
         mm = np.lib.format.open_memmap(partial, mode="r+", dtype=np.uint8, shape=shape)
         bar.advance(done, name)
         for s in suite.severities:
