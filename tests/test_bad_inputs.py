@@ -467,3 +467,18 @@ def test_no_warning_for_complete_metrics():
     with warnings.catch_warnings():
         warnings.simplefilter("error", IncompleteMetricWarning)
         assert m.flat() == {"c/fog/s1/err": 0.5, "c/fog/err": 0.5, "mce_unnorm": 0.5}
+
+
+def test_config_value_rejected_by_a_constructor_is_one_config_error():
+    from hydra.utils import instantiate
+
+    from robust_train.utils.utils import task_wrapper
+
+    cfg = OmegaConf.create(
+        {
+            "paths": {"output_dir": "x"},
+            "augment": {"_target_": "robust_train.augment.CorruptionAugment", "eval_suite": "c16"},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"^augment: unknown eval_suite 'c16'\. Did you mean"):
+        task_wrapper(lambda c: instantiate(c.augment))(cfg)

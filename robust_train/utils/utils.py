@@ -11,6 +11,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.base import DatasetNotFoundError
@@ -134,6 +135,15 @@ def extras(cfg: DictConfig) -> None:
         print_config_tree(cfg, resolve=True, save_to_file=True)
 
 
+def _user_cause(err: InstantiationException) -> ConfigError | None:
+    """The user error behind Hydra's wrapper (a constructor rejecting a config value), as one ``ConfigError``."""
+    cause = err.__cause__
+    if not isinstance(cause, USER_ERRORS):
+        return None
+    key = str(err).rsplit("full_key: ", 1)[-1].strip() if "full_key: " in str(err) else ""
+    return ConfigError(f"{key}: {cause}" if key else str(cause))
+
+
 def task_wrapper(task_func: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Wrap a task so that loggers are closed and the output folder is logged even when it fails.
 
@@ -147,6 +157,13 @@ def task_wrapper(task_func: Callable[[DictConfig], Any]) -> Callable[[DictConfig
         except USER_ERRORS as err:
             log.error(f"{type(err).__name__}: {err}")
             raise
+        except InstantiationException as err:
+            user = _user_cause(err)
+            if user is None:
+                log.exception("")
+                raise
+            log.error(f"{type(user).__name__}: {user}")
+            raise user from None
         except Exception:
             log.exception("")
             raise
