@@ -12,10 +12,12 @@ import difflib
 import fnmatch
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry", "camel_to_snake"]
+from .errors import ArgumentError, ArgumentTypeError
+
+__all__ = ["Registry", "camel_to_snake", "suggest"]
 
 T = TypeVar("T")
 
@@ -28,6 +30,20 @@ def camel_to_snake(name: str) -> str:
         'gaussian_noise'
     """
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def suggest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Close matches of ``name`` among ``known``: names that start with or contain it, then ``difflib`` matches.
+
+    Example:
+        >>> suggest("jpeg", ["jpeg_compression", "fog"]), suggest("c16", ["c15", "c19", "extra"])
+        (['jpeg_compression'], ['c19', 'c15'])
+    """
+    known = list(known)
+    key = name.lower().replace("-", "_").replace(" ", "_")
+    hits = [k for k in known if key and (k.startswith(key) or key in k)] if len(key) >= 3 else []
+    hits += [k for k in difflib.get_close_matches(key, known, n=n, cutoff=0.5) if k not in hits]
+    return hits[:n]
 
 
 class Registry(Generic[T]):
@@ -80,13 +96,13 @@ class Registry(Generic[T]):
             ValueError: the name is unknown; the message lists the closest known names.
         """
         if not isinstance(name, str):
-            raise TypeError(f"{self.kind} name must be a str, got {type(name).__name__}")
+            raise ArgumentTypeError(f"{self.kind} name must be a str, got {type(name).__name__}")
         try:
             return self._entries[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+            close = suggest(name, self._entries)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise ValueError(
+            raise ArgumentError(
                 f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._entries)) or '(none)'}"
             ) from None
 

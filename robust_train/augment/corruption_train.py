@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..corruptions.api import create_corruption
 from ..corruptions.params import Params
-from ..corruptions.suites import CORRUPTIONS, SUITES
+from ..corruptions.suites import CORRUPTIONS, SUITES, check_suite_name
 from ..functional._checks import check_range
 from ..functional._rng import field_normal, stream_id
 from .base import BatchAugment
@@ -86,6 +86,12 @@ def resolve_corruption_names(
     if missing:
         warnings.warn(f"corruptions not registered (yet), skipped: {missing}", stacklevel=3)
         names = [n for n in names if n in CORRUPTIONS]
+    if isinstance(eval_suite, str):
+        check_suite_name(eval_suite, "eval_suite")  # a typo would silently hold out nothing
+    elif eval_suite is not None:
+        for n in eval_suite:
+            if n not in SUITES:
+                CORRUPTIONS.get(n)  # unknown name: ArgumentError with close matches
     held = _expand(eval_suite)[0] if eval_suite is not None else []
     overlap = [n for n in names if n in held]
     if overlap:

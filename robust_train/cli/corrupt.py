@@ -20,6 +20,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..errors import ArgumentError, report_user_error
+from . import user_error_types
+
 __all__ = ["build_parser", "cmd_export", "cmd_list", "main"]
 
 
@@ -128,8 +131,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         overrides["seed"] = args.seed
     if args.preset is not None:
         overrides["preset"] = args.preset
+    if not args.out.strip():
+        raise ArgumentError("--out: expected an output folder, got an empty path")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ArgumentError(f"--batch-size: expected a positive int, got {args.batch_size}")
+    if args.num_images is not None and args.num_images < 1:
+        raise ArgumentError(f"--num-images: expected a positive int, got {args.num_images}")
     suite = load_suite(args.suite, **overrides)
     dataset = _build_dataset(args.data, args.overrides, args.split)
+    if args.num_images is not None and args.num_images > len(dataset):
+        raise ArgumentError(
+            f"--num-images: asked for {args.num_images} images, but the {args.split} split of {args.data!r} has "
+            f"{len(dataset)}; pass at most {len(dataset)} or --all-images"
+        )
     out = export_dataset(
         dataset,
         args.out,
@@ -155,9 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"robust-corrupt {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (*user_error_types(), ValueError) as e:
+        return report_user_error(f"robust-corrupt {args.command}", e)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Examples::
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import warnings
@@ -22,10 +21,19 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
-from ..utils import USER_ERRORS, ConfigError, extras, log_hyperparameters, print_summary, task_wrapper
+from ..errors import report_user_error
+from ..utils import (
+    USER_ERRORS,
+    ConfigError,
+    check_checkpoint_file,
+    extras,
+    log_hyperparameters,
+    print_summary,
+    task_wrapper,
+)
 from ..utils.builders import build_run
 from ..utils.pylogger import RankedLogger
-from . import CONFIG_DIR
+from . import CONFIG_DIR, user_error_types
 
 __all__ = ["evaluate", "main"]
 
@@ -57,8 +65,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             "robust-eval needs a checkpoint: pass ckpt_path=/path/to/model.ckpt, or ckpt_path=null with a net that "
             "loads its own weights (+model.net.checkpoint_path=/path/to/state_dict.pth)"
         )
-    if ckpt_path and not os.path.isfile(ckpt_path):
-        raise ConfigError(f"checkpoint {ckpt_path!r} does not exist")
+    if ckpt_path:
+        check_checkpoint_file(ckpt_path)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run = build_run(cfg)
@@ -79,13 +87,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``robust-eval``: config mistakes end with one message and exit status 1."""
+    """Hydra entry point of ``robust-eval``: config mistakes end with one message and exit status 2."""
     extras(cfg)
     try:
         evaluate(cfg)
-    except USER_ERRORS as err:
-        print(f"robust-eval: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    except (*USER_ERRORS, *user_error_types()) as err:
+        sys.exit(report_user_error("robust-eval", err))
 
 
 if __name__ == "__main__":

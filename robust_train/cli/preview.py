@@ -22,6 +22,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..errors import report_user_error
+from . import user_error_types
+
 __all__ = ["build_parser", "load_image", "main", "preview", "preview_grid"]
 
 _PRESET_SIZE = {"imagenet": 224, "tinyimagenet": 64, "cifar": 32}
@@ -230,9 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dpi=args.dpi,
             device=args.device,
         )
-    except (ValueError, FileNotFoundError) as err:
-        print(f"robust-corrupt preview: error: {err}", file=sys.stderr)
-        return 2
+    except (*user_error_types(), ValueError) as err:
+        return report_user_error("robust-corrupt preview", err)
     print(f"wrote {path}")
     return 0
 

@@ -32,11 +32,13 @@ import csv
 import io
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..errors import report_user_error
+from . import user_error_types
 
 __all__ = ["COLUMNS", "Run", "collect_runs", "main", "summary_rows", "write_report"]
 
@@ -296,9 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runs = collect_runs(args.run_dir, args.stage)
         paths = write_report(runs, args.out or args.run_dir, args.stage)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"robust-report: {err}", file=sys.stderr)
-        return 2
+    except (*user_error_types(), ValueError) as err:
+        return report_user_error("robust-report", err)
     print(paths["markdown"].read_text())
     for kind, p in paths.items():
         print(f"{kind}: {p}")

@@ -22,10 +22,19 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from ..utils import USER_ERRORS, extras, get_metric_value, log_hyperparameters, print_summary, task_wrapper
+from ..errors import report_user_error
+from ..utils import (
+    USER_ERRORS,
+    check_checkpoint_file,
+    extras,
+    get_metric_value,
+    log_hyperparameters,
+    print_summary,
+    task_wrapper,
+)
 from ..utils.builders import build_run
 from ..utils.pylogger import RankedLogger
-from . import CONFIG_DIR
+from . import CONFIG_DIR, user_error_types
 
 __all__ = ["fit_and_test", "main", "set_threads", "train"]
 
@@ -84,6 +93,8 @@ def fit_and_test(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     set_threads(cfg.get("threads"))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("ckpt_path"):
+        check_checkpoint_file(cfg.ckpt_path)
     run = build_run(cfg)
     trainer, model, datamodule = run.trainer, run.model, run.datamodule
     assert trainer is not None
@@ -121,12 +132,11 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point of ``robust-train``: config mistakes end with one message and exit status 1."""
+    """Hydra entry point of ``robust-train``: config mistakes end with one message and exit status 2."""
     try:
         return train(cfg)
-    except USER_ERRORS as err:
-        print(f"robust-train: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    except (*USER_ERRORS, *user_error_types()) as err:
+        sys.exit(report_user_error("robust-train", err))
 
 
 if __name__ == "__main__":

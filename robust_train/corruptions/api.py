@@ -7,8 +7,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..functional._checks import check_image
-from ..functional._rng import combine_seeds, stream_id
+from ..errors import ArgumentError, ArgumentTypeError
+from ..functional._checks import check_image, check_per_sample, check_seed
+from ..functional._rng import combine_seeds, draw_uniform, stream_id
 from .base import Corruption, Severity
 from .suites import CORRUPTIONS
 
@@ -59,23 +60,23 @@ def corrupt(
     op = create_corruption(name, severity=severity, preset=preset, **options)
     b = x.shape[0]
     if isinstance(seed, Tensor):
-        seeds = seed.to("cpu", torch.int64).reshape(-1)
+        seeds = check_per_sample(seed, "seed", batch=b, integer=True).reshape(-1)
         if seeds.numel() != b:
-            raise ValueError(f"seed tensor must hold one seed per sample ({b}), got shape {tuple(seed.shape)}")
-        if isinstance(severity, Tensor) and severity.dim() == 1:
-            sev = severity.to("cpu", torch.float64)
+            raise ArgumentError(f"seed: expected one seed per sample ({b}), got shape {tuple(seed.shape)}")
+        base = combine_seeds(seeds, stream_id(name), 0)
+        if isinstance(severity, Tensor):
+            sev = check_per_sample(severity, "severity", batch=b, lo=1.0, hi=5.0).expand(b).clone()
+        elif isinstance(severity, (tuple, list)):  # a (low, high) range: one draw per sample from its seed
+            sev = op._severity_rows(b, draw_uniform(base, 1, op.stream("severity"))[:, 0])
         else:
-            sev = torch.full(
-                (b,), float(severity if not isinstance(severity, Tensor) else severity.item()), dtype=torch.float64
-            )
-        if sev.numel() != b:
-            raise ValueError(f"severity tensor must hold one value per sample ({b}), got shape {tuple(sev.shape)}")
-        derived = combine_seeds(combine_seeds(seeds, stream_id(name), 0), torch.round(sev * 1000).long())
+            sev = check_per_sample(severity, "severity", lo=1.0, hi=5.0).expand(b).clone()
+        derived = combine_seeds(base, torch.round(sev * 1000).long())
         params = op.make_params(derived, sev)
     elif isinstance(seed, int) and not isinstance(seed, bool):
+        check_seed(seed)
         if isinstance(severity, Tensor) and severity.dim() == 1 and severity.numel() != b:
-            raise ValueError(f"severity tensor must hold one value per sample ({b}), got shape {tuple(severity.shape)}")
+            raise ArgumentError(f"severity: expected {b} values (one per sample), got shape {tuple(severity.shape)}")
         params = op.params_for_indices(torch.arange(b), seed)
     else:
-        raise TypeError(f"seed must be an int or a (B,) int64 tensor, got {type(seed).__name__}")
+        raise ArgumentTypeError(f"seed: expected an int or a (B,) int64 tensor, got {type(seed).__name__}")
     return op(x, params)

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..functional._checks import check_batch_param, check_image, check_range
+from ..functional._checks import check_batch_param, check_image, check_int, check_per_sample, check_range, check_seed
 from ..functional._common import single_omp_thread, to_compute_dtype, truncate_uint8
 from ..functional._fused import fusion_enabled
 from ..functional._rng import combine_seeds, draw_uniform, stream_id
@@ -146,20 +146,15 @@ class SeverityTable:
 
 def _check_severity(severity: Severity) -> None:
     if isinstance(severity, Tensor):
-        if severity.dim() > 1 or torch.is_complex(severity):
-            raise ValueError(f"severity tensor must be a scalar or (B,), got shape {tuple(severity.shape)}")
-        if severity.numel() and (float(severity.min()) < 1 or float(severity.max()) > 5):
-            raise ValueError(
-                f"severity must lie in [1, 5], got values in [{float(severity.min())}, {float(severity.max())}]"
-            )
+        check_per_sample(severity, "severity", lo=1.0, hi=5.0)
         return
     if isinstance(severity, bool):
         raise TypeError("severity must be an int 1-5, a float in [1, 5] or a (low, high) range, got a bool")
     if isinstance(severity, (int, float)):
-        check_range(float(severity), 1.0, 5.0, "severity")
+        check_per_sample(severity, "severity", lo=1.0, hi=5.0)
         return
     if isinstance(severity, (tuple, list)) and len(severity) == 2:
-        lo, hi = (float(v) for v in severity)
+        lo, hi = (float(check_per_sample(v, "severity range", lo=1.0, hi=5.0)) for v in severity)
         check_range(lo, 1.0, 5.0, "severity range low")
         check_range(hi, 1.0, 5.0, "severity range high")
         if lo > hi:
@@ -233,7 +228,9 @@ class Corruption(nn.Module):
         if preset != "auto" and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; expected 'auto' or one of {list(PRESETS)}")
         if jpeg_quality is not None:
-            check_range(int(jpeg_quality), 1, 100, "jpeg_quality")
+            jpeg_quality = check_int(jpeg_quality, "jpeg_quality", 1, 100)
+        if seed is not None:
+            seed = check_seed(seed)
         self.severity = severity
         self.p = float(p)
         self.same_on_batch = bool(same_on_batch)
@@ -328,7 +325,7 @@ class Corruption(nn.Module):
         """
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         n = idx.numel()
-        base = combine_seeds(int(seed), stream_id(self.name), idx)
+        base = combine_seeds(check_seed(seed), stream_id(self.name), idx)
         u = draw_uniform(base, 1, self.stream("severity"))[:, 0]
         severity = self._severity_rows(n, u)
         seeds = combine_seeds(base, torch.round(severity * 1000).to(torch.int64))

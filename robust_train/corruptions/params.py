@@ -7,6 +7,9 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import Tensor
 
+from ..errors import ArgumentError, ArgumentTypeError
+from ..functional._checks import check_per_sample
+
 __all__ = ["Params"]
 
 
@@ -33,7 +36,8 @@ class Params(dict[str, Tensor]):
             sample: the module's ``sample_params``, called with ``batch_size`` when ``params`` is ``None``.
 
         Raises:
-            ValueError: ``params`` were drawn for a different batch size.
+            ValueError: ``params`` were drawn for a different batch size, or hold a NaN / infinite severity.
+            TypeError: ``params`` is not a mapping of tensors, or ``apply`` is not a bool tensor.
 
         Example:
             >>> p = Params(apply=torch.ones(2, dtype=torch.bool))
@@ -42,9 +46,15 @@ class Params(dict[str, Tensor]):
         """
         if params is None:
             return sample(batch_size)
+        if not isinstance(params, Mapping) or not all(isinstance(v, Tensor) for v in params.values()):
+            raise ArgumentTypeError(f"params: expected a mapping of tensors (Params), got {type(params).__name__}")
         out = params if isinstance(params, Params) else Params(params)
         if out.batch_size != batch_size:
-            raise ValueError(f"params were drawn for a batch of {out.batch_size}, got {batch_size} images")
+            raise ArgumentError(f"params were drawn for a batch of {out.batch_size}, got {batch_size} images")
+        if "apply" in out and out["apply"].dtype != torch.bool:
+            raise ArgumentTypeError(f"params['apply']: expected a (B,) bool tensor, got dtype {out['apply'].dtype}")
+        if "severity" in out:  # finite (the range is the module's: 1-5 for corruptions, 1-10 for AugMix ops)
+            check_per_sample(out["severity"], "params['severity']", batch=batch_size)
         return out
 
     @property

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..registry import Registry
+from ..errors import ArgumentError
+from ..registry import Registry, suggest
 
-__all__ = ["CORRUPTIONS", "SUITES", "BENCHMARK_ORDER", "EXTRA", "list_corruptions"]
+__all__ = ["CORRUPTIONS", "SUITES", "BENCHMARK_ORDER", "EXTRA", "check_suite_name", "list_corruptions"]
 
 CORRUPTIONS: Registry = Registry("corruption")
 
@@ -40,6 +41,18 @@ SUITES: dict[str, tuple[str, ...]] = {
 }
 
 
+def check_suite_name(suite: str, what: str = "corruption suite") -> None:
+    """Raise :class:`~robust_train.errors.ArgumentError` (with close matches) unless ``suite`` is a named suite.
+
+    Example:
+        >>> check_suite_name("c15")
+    """
+    if suite not in SUITES:
+        close = suggest(str(suite), SUITES)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ArgumentError(f"unknown {what} {suite!r}.{hint} Expected one of {sorted(SUITES)}")
+
+
 def list_corruptions(suite: str | None = None, pattern: str | None = None) -> list[str]:
     """Names of registered corruptions.
 
@@ -60,8 +73,7 @@ def list_corruptions(suite: str | None = None, pattern: str | None = None) -> li
     if suite is None:
         names = CORRUPTIONS.list()
     else:
-        if suite not in SUITES:
-            raise ValueError(f"unknown corruption suite {suite!r}; expected one of {sorted(SUITES)}")
+        check_suite_name(suite)
         names = list(SUITES[suite])
     if pattern is not None:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]

@@ -22,6 +22,8 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, random_split
 
+from ..errors import RobustTrainError
+
 __all__ = [
     "DatasetNotFoundError",
     "ImageClassificationDataModule",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(RobustTrainError, FileNotFoundError):
     """A dataset's files are missing or not laid out as expected; the message says how to get them."""
 
 

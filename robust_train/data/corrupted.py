@@ -20,6 +20,7 @@ in the clean set, so on-the-fly and released evaluations line up.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from ..errors import BadFileError, RobustTrainError
 
 __all__ = [
     "CATEGORY_FOLDERS",
@@ -36,6 +39,7 @@ __all__ = [
     "ImageNetPDataset",
     "ReleasedData",
     "ReleasedDataError",
+    "ReleasedFileError",
     "detect_layout",
     "open_released",
     "read_video",
@@ -46,8 +50,25 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 LAYOUTS: tuple[str, ...] = ("cifar_c", "imagenet_c", "cifar_p", "imagenet_p")
 
 
-class ReleasedDataError(ValueError):
+class ReleasedDataError(RobustTrainError, ValueError):
     """A released-data root is incomplete or inconsistent; the message lists every problem found."""
+
+
+class ReleasedFileError(ReleasedDataError, BadFileError):
+    """One file of a released-data root is unreadable (truncated, empty, text, pickled, not an image / video)."""
+
+
+def _load_npy(path: Path, mmap: bool = True) -> np.ndarray:
+    """``np.load`` with errors that name the file (NumPy's say neither which file nor what was expected)."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        size = path.stat().st_size if path.is_file() else 0
+        what = "empty file" if size == 0 else f"{type(e).__name__}: {e}"
+        raise ReleasedFileError(
+            f"{path}: not a readable .npy array ({what}); expected a uint8 NumPy array saved with np.save "
+            "(truncated, text or pickled files cannot be used)"
+        ) from None
 
 
 def _problems(root: Path, what: str, problems: list[str]) -> None:
@@ -57,7 +78,7 @@ def _problems(root: Path, what: str, problems: list[str]) -> None:
 
 
 def _npy_shape(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    arr = np.load(path, mmap_mode="r")
+    arr = _load_npy(path)
     return tuple(arr.shape), arr.dtype
 
 
@@ -105,7 +126,7 @@ class CifarCDataset(Dataset):
 
     def _array(self) -> np.ndarray:
         if self._data is None:  # opened lazily so the dataset pickles cheaply into DataLoader workers
-            self._data = np.load(self._path, mmap_mode="r")
+            self._data = _load_npy(self._path)
         return self._data
 
     def __len__(self) -> int:
@@ -126,7 +147,7 @@ def _check_cifar_c(root: Path, corruptions: Sequence[str]) -> tuple[int, np.ndar
     if not root.is_dir():
         raise ReleasedDataError(f"released-data root {str(root)!r} does not exist or is not a folder")
     label_path = root / "labels.npy"
-    labels = np.load(label_path, mmap_mode="r") if label_path.is_file() else None
+    labels = _load_npy(label_path) if label_path.is_file() else None
     if labels is None:
         problems.append("labels.npy (missing)")
     shapes: dict[str, tuple[int, ...]] = {}
@@ -182,8 +203,13 @@ def _list_images(folder: Path) -> list[str]:
 def _decode_image(path: Path) -> Tensor:
     from PIL import Image
 
-    with Image.open(path) as img:
-        return _hwc_to_chw(np.asarray(img.convert("RGB")))
+    try:
+        with Image.open(path) as img:
+            return _hwc_to_chw(np.asarray(img.convert("RGB")))
+    except (OSError, SyntaxError, ValueError) as e:  # PIL: truncated / not an image (its messages omit the path)
+        raise ReleasedFileError(
+            f"{path}: cannot decode the image ({type(e).__name__}: {e}); the file is truncated or not an image"
+        ) from None
 
 
 class CorruptedImageFolder(Dataset):
@@ -269,7 +295,8 @@ def _check_imagenet_c(root: Path, corruptions: Sequence[str], severities: Sequen
             missing = sorted(ref - set(cs))
             if missing:
                 problems.append(f"{k}: {len(missing)} class folder(s) missing, e.g. {missing[:5]}")
-        ref_n = max(counts.values())
+        # the count most folders agree on: one extra (or missing) file blames its own folder, not the others
+        ref_n = Counter(counts.values()).most_common(1)[0][0]
         for k, n in counts.items():
             if n != ref_n:
                 problems.append(f"{k}: {n} images where other folders hold {ref_n}")
@@ -315,7 +342,7 @@ class CifarPDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, int]:
         if self._data is None:
-            self._data = np.load(self._path, mmap_mode="r")
+            self._data = _load_npy(self._path)
         x = _hwc_to_chw(self._data[index])
         if self.transform is not None:
             x = self.transform(x)
@@ -342,7 +369,7 @@ def _check_cifar_p(root: Path, perturbations: Sequence[str], difficulty: int) ->
         problems.append("sequence files disagree on N: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
     labels = None
     if (root / "labels.npy").is_file():
-        lab = np.load(root / "labels.npy")
+        lab = _load_npy(root / "labels.npy", mmap=False)
         n = next(iter(sizes.values()), lab.shape[0])
         if lab.ndim != 1 or lab.shape[0] != n:
             problems.append(f"labels.npy has shape {tuple(lab.shape)}, expected ({n},)")
@@ -362,18 +389,31 @@ def read_video(path: str | os.PathLike[str]) -> Tensor:
 
     Raises:
         ImportError: PyAV (``av``) is not installed.
-        ReleasedDataError: the file holds no video frames.
+        ReleasedFileError: the file is truncated (fewer frames than its header announces), holds no video frames or
+            is not a video (a :class:`ReleasedDataError` and a :class:`~robust_train.errors.BadFileError`).
     """
     try:
         import av
     except ImportError as e:  # pragma: no cover - av is a test dependency
         raise ImportError("reading ImageNet-P videos needs PyAV: pip install av") from e
     frames = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ReleasedFileError(f"{path}: holds no video stream")
+            expected = int(container.streams.video[0].frames or 0)  # 0: the container does not say
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+        if expected and len(frames) < expected:  # a cut file decodes its first frames without an error
+            raise ReleasedFileError(f"{path}: truncated video, {len(frames)} of {expected} frames decode")
+    except ReleasedFileError:
+        raise
+    except (av.FFmpegError, IndexError, ValueError, OSError) as e:  # truncated / not a video: name the file
+        raise ReleasedFileError(
+            f"{path}: cannot decode the video ({type(e).__name__}: {e}); truncated or not a video file"
+        ) from None
     if not frames:
-        raise ReleasedDataError(f"{path}: no video frames")
+        raise ReleasedFileError(f"{path}: no video frames")
     return _hwc_to_chw(np.stack(frames))
 
 
@@ -437,7 +477,8 @@ def detect_layout(root: str | os.PathLike[str]) -> str:
         raise ReleasedDataError(f"released-data root {str(root)!r} does not exist or is not a folder")
     npys = sorted(p for p in root.glob("*.npy") if p.name != "labels.npy")
     if npys:
-        return "cifar_c" if len(_npy_shape(npys[0])[0]) == 4 else "cifar_p"
+        # (N, T, H, W, 3) sequences are CIFAR-P; anything else is CIFAR-C, whose check then reports a bad shape
+        return "cifar_p" if len(_npy_shape(npys[0])[0]) == 5 else "cifar_c"
     if (root / "labels.npy").is_file():  # labels but no corruption files: report them as missing
         return "cifar_c"
     candidates = [d for d in root.iterdir() if d.is_dir()]

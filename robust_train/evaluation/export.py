@@ -16,8 +16,10 @@ complete and a re-run skips it. ``export_manifest.json`` pins the suite: resumin
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,8 @@ from torch.utils.data import Dataset, Subset
 
 from ..corruptions.api import create_corruption
 from ..corruptions.base import Corruption
-from ._io import atomic_write, atomic_write_text
+from ..errors import ArgumentError, OutputPathError, RobustTrainError
+from ._io import atomic_write, atomic_write_text, remove_orphaned_temporaries
 from .engine import to_unit
 from .suite import EvalSuite
 
@@ -39,7 +42,7 @@ EXPORT_LAYOUTS = ("cifar_c", "imagenet_c")
 MANIFEST = "export_manifest.json"
 
 
-class ExportError(RuntimeError):
+class ExportError(RobustTrainError, RuntimeError):
     """The output folder holds an export made with different settings."""
 
 
@@ -154,8 +157,10 @@ def export_dataset(
         The output folder.
 
     Raises:
-        ValueError: bad layout / suite combination.
+        ValueError: bad layout / suite combination, empty ``out_dir``, ``batch_size < 1``.
         ExportError: the folder holds an export with different settings.
+        OutputPathError: the output path is a file or read-only, or the disk is (or becomes) too full; the export
+            can be resumed after freeing space.
     """
     if layout not in EXPORT_LAYOUTS:
         raise ValueError(f"layout must be one of {list(EXPORT_LAYOUTS)}, got {layout!r}")
@@ -163,8 +168,9 @@ def export_dataset(
         raise ValueError("export writes corruption suites (kind 'c'); perturbation sequences are not exported")
     if layout == "cifar_c" and suite.severities != [1, 2, 3, 4, 5]:
         raise ValueError(f"the cifar_c layout stores severities 1-5 in one array; the suite has {suite.severities}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ArgumentError(f"batch_size: expected a positive int, got {batch_size!r}")
+    out = _prepare_output(out_dir)
     positions = suite.subset(len(dataset))  # type: ignore[arg-type]
     manifest = {
         "layout": layout,
@@ -173,7 +179,11 @@ def export_dataset(
         "num_images": len(positions),
         "positions_sha": _sha(positions),
     }
-    _check_manifest(out, manifest)
+    try:
+        _check_manifest(out, manifest)
+    except PermissionError as e:
+        raise OutputPathError(f"cannot write to the output folder {out}: permission denied") from e
+    remove_orphaned_temporaries(out)  # temporary files of an earlier, killed run
     bs = int(batch_size or suite.batch_size)
     ops: dict[tuple[str, int], Corruption] = {}
 
@@ -188,14 +198,107 @@ def export_dataset(
     total = len(positions) * len(suite.names) * len(suite.severities)
     bar = _Progress(progress, total, "export")
     try:
+        _check_free_space(dataset, out, suite, positions, layout)
         if layout == "cifar_c":
             _export_cifar(dataset, out, suite, positions, bs, torch.device(device), corrupt, bar)
         else:
             names = list(classes) if classes is not None else _class_names(dataset)
             _export_folder(dataset, out, suite, positions, bs, torch.device(device), corrupt, bar, names)
+    except OSError as e:
+        if isinstance(e, RobustTrainError) or e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            raise
+        why = "no space left on the device" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "permission denied"
+        raise OutputPathError(
+            f"export to {out} failed: {why} ({e.filename or out}); free space or choose another --out, then re-run "
+            "to resume"
+        ) from e
     finally:
         bar.close()
     return out
+
+
+def _prepare_output(out_dir: str | os.PathLike[str]) -> Path:
+    """Create the output folder, with clear errors for an empty path, a file in the way or a read-only parent."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not os.fspath(out_dir).strip():
+        raise ArgumentError(f"out_dir: expected a folder path, got {out_dir!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"output path {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:  # a parent is a file
+        parent = next((p for p in out.parents if p.exists() and not p.is_dir()), e.filename)
+        raise OutputPathError(f"cannot create the output folder {out}: {parent} is a file") from e
+    except PermissionError as e:
+        raise OutputPathError(f"cannot create the output folder {out}: permission denied ({e.filename})") from e
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write to the output folder {out}: permission denied")
+    return out
+
+
+def _needed_bytes(dataset: Dataset, out: Path, suite: EvalSuite, positions: Sequence[int], layout: str) -> int:
+    """Bytes the export still has to write (exact for ``cifar_c``; a low estimate of JPEG sizes for ``imagenet_c``)."""
+    x = torch.as_tensor(dataset[int(positions[0])][0])
+    per_image = int(x.shape[-2]) * int(x.shape[-1]) * 3
+    n = len(positions)
+    if layout == "cifar_c":
+        todo = 0
+        for name in suite.names:
+            if (out / f"{name}.npy").is_file():
+                continue
+            partial = out / f".{name}.npy.partial"
+            size = 5 * n * per_image + 128
+            todo += size - (partial.stat().st_blocks * 512 if partial.is_file() else 0)
+        return max(todo, 0)
+    # JPEG q85 of a corrupted photo: rarely below 1/20 of the raw size; a lower bound, not a promise
+    return len(suite.names) * len(suite.severities) * n * per_image // 20
+
+
+def _check_free_space(dataset: Dataset, out: Path, suite: EvalSuite, positions: Sequence[int], layout: str) -> None:
+    need = _needed_bytes(dataset, out, suite, positions, layout)
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise OutputPathError(
+            f"not enough free space in {out}: the export needs about {_human(need)}, {_human(free)} are free"
+        )
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def _allocate(path: Path, nbytes: int) -> None:
+    """Reserve ``nbytes`` of disk for ``path`` so that writing through a memory map cannot hit a full disk.
+
+    A sparse file behind a memory map turns ENOSPC into SIGBUS; after this, the writes only touch allocated blocks.
+    """
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, nbytes)
+            return
+        except AttributeError:  # no posix_fallocate on this platform
+            pass
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise OSError(e.errno, e.strerror, str(path)) from e
+        # fallback: write the zeros of every block that is still a hole (reads of the existing bytes keep them)
+        block = 1 << 22
+        with os.fdopen(os.dup(fd), "r+b") as f:
+            for off in range(0, nbytes, block):
+                f.seek(off)
+                chunk = f.read(min(block, nbytes - off))
+                if not any(chunk):
+                    f.seek(off)
+                    f.write(bytes(min(block, nbytes - off)))
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        os.close(fd)
 
 
 def _sha(positions: Sequence[int]) -> str:
@@ -223,7 +326,17 @@ def _export_cifar(dataset, out, suite, positions, bs, device, corrupt, bar) -> N
         if first is None:
             first = _load(dataset, positions[:1])[0]
         h, w = int(first.shape[-2]), int(first.shape[-1])
-        mm = np.lib.format.open_memmap(partial, mode="r+" if done else "w+", dtype=np.uint8, shape=(5 * n, h, w, 3))
+        shape = (5 * n, h, w, 3)
+        if not (done and partial.is_file()):
+            del_mm = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)  # header + sparse body
+            del del_mm
+        try:
+            _allocate(partial, partial.stat().st_size)  # a full disk is an OSError here, never a SIGBUS in the loop
+        except OSError:
+            if not done:  # nothing written yet: give back whatever the failed allocation took
+                partial.unlink(missing_ok=True)
+            raise
+        mm = np.lib.format.open_memmap(partial, mode="r+", dtype=np.uint8, shape=shape)
         bar.advance(done, name)
         for s in suite.severities:
             for lo, chunk in _chunks(positions, bs):

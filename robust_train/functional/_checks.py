@@ -5,13 +5,23 @@ Errors say what was expected and what was received.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 
+from ..errors import ArgumentError, ArgumentTypeError
+
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "check_batch_param",
     "check_image",
+    "check_int",
+    "check_per_sample",
     "check_range",
+    "check_seed",
     "check_shape",
     "check_value_range",
     "check_values_async",
@@ -19,6 +29,8 @@ __all__ = [
     "host_flag",
     "per_sample",
 ]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def check_shape(x: Tensor, spec: str, name: str = "x") -> None:
@@ -203,3 +215,108 @@ def host_flag(flag: Tensor | bool, what: str) -> bool:
     read it here, at a bounded rate documented by the caller. ``what`` names the read (tests count reads per op).
     """
     return bool(flag)
+
+
+def check_int(value: object, name: str, lo: int | None = None, hi: int | None = None) -> int:
+    """Validate an integer argument (a Python int, an integral float or a 0-d integer tensor) and return it.
+
+    Raises:
+        ArgumentTypeError: not a number (or a bool / complex number).
+        ArgumentError: NaN, infinite, fractional or outside ``[lo, hi]``.
+
+    Example:
+        >>> check_int(85.0, "jpeg_quality", 1, 100)
+        85
+    """
+    if isinstance(value, Tensor):
+        if value.numel() != 1 or value.is_complex() or value.dtype == torch.bool:
+            raise ArgumentTypeError(
+                f"{name}: expected an int, got a {value.dtype} tensor of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if isinstance(value, float) or not isinstance(value, numbers.Integral):
+        v = float(value)
+        if not math.isfinite(v) or v != int(v):
+            raise ArgumentError(f"{name}: expected an int, got {value!r}")
+        value = int(v)
+    value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ArgumentError(f"{name}: expected an int in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """Validate a seed: an int that fits in int64 (``-2**63 <= seed < 2**63``).
+
+    Example:
+        >>> check_seed(2**62)
+        4611686018427387904
+    """
+    return check_int(seed, name, INT64_MIN, INT64_MAX)
+
+
+def check_per_sample(
+    value: object,
+    name: str,
+    *,
+    batch: int | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    integer: bool = False,
+) -> Tensor:
+    """Validate a per-sample argument (severity, seed, quality...): a real number, or a scalar / (B,) tensor.
+
+    One helper for every per-sample argument, so errors name the *user's* argument (``severity``, not an internal
+    table value) and say what was expected and what came.
+
+    Args:
+        value: a Python number or a real tensor of shape () or (B,).
+        name: the argument's name, used in every message.
+        batch: required number of values for a (B,) tensor (``None``: any).
+        lo: smallest allowed value (inclusive), or ``None``.
+        hi: largest allowed value (inclusive), or ``None``.
+        integer: require integral values that fit in int64 (seeds); the result is then int64, else float64.
+
+    Returns:
+        A CPU tensor of shape () or (B,), float64 (int64 when ``integer``).
+
+    Raises:
+        ArgumentTypeError: not a real number or tensor (bool, complex, str...), or a float tensor when ``integer``.
+        ArgumentError: more than one dimension, wrong length, NaN / infinite, fractional (``integer``) or out of range.
+
+    Example:
+        >>> check_per_sample(torch.tensor([1.0, 5.0]), "severity", batch=2, lo=1, hi=5).tolist()
+        [1.0, 5.0]
+    """
+    if isinstance(value, Tensor):
+        t = value.detach()
+        if t.is_complex() or t.dtype == torch.bool:
+            raise ArgumentTypeError(f"{name}: expected a real-valued tensor, got dtype {t.dtype}")
+        if integer and t.is_floating_point():
+            raise ArgumentTypeError(f"{name}: expected an integer tensor (int64), got dtype {t.dtype}")
+        if t.dim() > 1:
+            raise ArgumentError(f"{name}: expected a scalar or a (B,) tensor, got shape {tuple(t.shape)}")
+        if batch is not None and t.dim() == 1 and t.shape[0] != batch:
+            raise ArgumentError(f"{name}: expected one {name} per sample ({batch} values), got shape {tuple(t.shape)}")
+        t = t.to("cpu", torch.int64 if integer else torch.float64)
+    else:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ArgumentTypeError(f"{name}: expected a number or a (B,) tensor, got {type(value).__name__} {value!r}")
+        if integer:
+            return torch.tensor(
+                check_int(value, name, INT64_MIN if lo is None else int(lo), INT64_MAX if hi is None else int(hi))
+            )
+        t = torch.tensor(float(value), dtype=torch.float64)
+    if t.numel() == 0:
+        return t
+    if not integer:
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            what = "NaN" if bool(torch.isnan(t).any()) else "an infinite value"
+            raise ArgumentError(f"{name}: contains {what} (got {t.tolist() if t.numel() <= 8 else tuple(t.shape)})")
+    mn, mx = t.min().item(), t.max().item()
+    if (lo is not None and mn < lo) or (hi is not None and mx > hi):
+        raise ArgumentError(f"{name}: expected values in [{lo}, {hi}], got values in [{mn}, {mx}]")
+    return t

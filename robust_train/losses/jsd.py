@@ -74,14 +74,18 @@ class JsdCrossEntropy(nn.Module):
     def forward(self, logits: Tensor, target: Tensor, num_splits: int | None = None) -> Tensor:
         """Args: logits (num_splits * B, K) ``[clean, aug...]``; target (B,) or (num_splits * B,). Returns a scalar.
 
-        A single split in eval mode (validation / test batches, which are not augmented) gives plain cross-entropy.
+        In eval mode (validation / test batches, which are not augmented) it is plain cross-entropy on the given
+        logits: one split unless ``num_splits`` is passed explicitly (then the mean cross-entropy over the splits,
+        labels repeated); the constructor's ``num_splits`` applies to training batches only.
 
         Raises:
             ValueError: a single split in training mode (the augmentation is not producing views; use ``jsd=True``).
         """
+        if not self.training:
+            return LF.split_cross_entropy(
+                logits, target, 1 if num_splits is None else int(num_splits), smoothing=self.smoothing
+            )
         n = self.num_splits if num_splits is None else int(num_splits)
-        if n == 1 and not self.training:
-            return LF.split_cross_entropy(logits, target, 1, smoothing=self.smoothing)
         if n < 2:
             raise ValueError(
                 "JsdCrossEntropy got num_splits=1: the augmentation must return [clean, aug_1, aug_2] views "

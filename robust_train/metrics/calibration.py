@@ -53,7 +53,7 @@ class ExpectedCalibrationError(Metric):
         self.count += n.to(self.count.device)
 
     def compute(self) -> Tensor:
-        """The calibration error (float64 scalar)."""
+        """The calibration error (float64 scalar); NaN with an ``IncompleteMetricWarning`` when no sample was seen."""
         return MF._ece_compute(self.conf_sum, self.acc_sum, self.count, self.norm)
 
 
@@ -93,9 +93,10 @@ class RMSCalibrationError(Metric):
         self.correct.append(correct)
 
     def compute(self) -> Tensor:
-        """The RMS calibration error (float64 scalar; NaN before any update)."""
+        """The RMS calibration error (float64 scalar); NaN with an ``IncompleteMetricWarning`` for no samples."""
         if not self.confidence:
-            return torch.tensor(float("nan"), dtype=torch.float64)
+            empty = torch.zeros(0, dtype=torch.float64)
+            return MF._rms_compute(empty, empty, self.bin_size, self.skip_last_bin)
         return MF._rms_compute(
             dim_zero_cat(self.confidence), dim_zero_cat(self.correct), self.bin_size, self.skip_last_bin
         )

@@ -6,8 +6,8 @@ any batch size and any number of DDP processes.
 
 from __future__ import annotations
 
-import math
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +16,8 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from ..corruptions.suites import BENCHMARK_ORDER
+from ..errors import ArgumentTypeError, IncompleteMetricWarning
+from ..functional._checks import check_int
 from . import functional as MF
 from .baselines import Baseline, resolve_baseline
 
@@ -65,8 +67,14 @@ class CorruptionErrors(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(corruptions, str):
+            raise ArgumentTypeError(
+                f"corruptions: expected a list of names, got the string {corruptions!r} (use [{corruptions!r}])"
+            )
         self.corruptions = [str(c) for c in corruptions]
-        self.severities = [int(s) for s in severities]
+        if isinstance(severities, (int, str)):
+            raise ArgumentTypeError(f"severities: expected a list of ints in 1..5, got {severities!r}")
+        self.severities = [check_int(s, "severities", 1, 5) for s in severities]
         if not self.corruptions:
             raise ValueError("CorruptionErrors needs at least one corruption name")
         if len(set(self.corruptions)) != len(self.corruptions):
@@ -98,8 +106,9 @@ class CorruptionErrors(Metric):
             ci = self.corruptions.index(corruption)
         except ValueError:
             raise ValueError(f"unknown corruption {corruption!r}; this metric tracks {self.corruptions}") from None
+        severity = check_int(severity, "severity", 1, 5)  # 1.7 is not severity 1
         try:
-            si = self.severities.index(int(severity))
+            si = self.severities.index(severity)
         except ValueError:
             raise ValueError(f"severity {severity} is not tracked; this metric tracks {self.severities}") from None
         return ci, si
@@ -128,6 +137,17 @@ class CorruptionErrors(Metric):
         """See the class docstring."""
         error = self.wrong.double() / self.total.double()
         rows = [self.corruptions.index(c) for c in self.mce_corruptions]
+        empty = (self.total == 0).nonzero().tolist()
+        if empty:
+            cells = [f"{self.corruptions[c]}/s{self.severities[s]}" for c, s in empty]
+            shown = ", ".join(cells[:10]) + (f" and {len(cells) - 10} more" if len(cells) > 10 else "")
+            warnings.warn(
+                f"CorruptionErrors: no sample was seen for {len(cells)} of {self.total.numel()} "
+                f"(corruption, severity) cells ({shown}): their errors and every mean over them (CE, mCE, "
+                "mean_error) are NaN",
+                IncompleteMetricWarning,
+                stacklevel=2,
+            )
         out: dict[str, Tensor] = {"error": error, "mean_error": MF.unnormalized_mean_error(error[rows])}
         clean = self.clean_wrong.double() / self.clean_total.double()
         if self.clean_total > 0:
@@ -142,7 +162,10 @@ class CorruptionErrors(Metric):
         return out
 
     def flat(self, result: dict[str, Tensor] | None = None, prefix: str = "") -> dict[str, float]:
-        """Flat ``{key: float}`` for loggers; NaN cells are left out.
+        """Flat ``{key: float}`` for loggers; every key is present, NaN where nothing was seen.
+
+        A never-updated cell makes :meth:`compute` warn; its key (and ``mce``) stays in the log as NaN rather than
+        silently disappearing.
 
         Keys: ``c/<name>/s<k>/err``, ``c/<name>/err``, ``c/<name>/ce``, ``mce``, ``mce_unnorm`` (the unnormalised
         mean error), ``rel_mce``, ``clean_err``.
@@ -166,4 +189,4 @@ class CorruptionErrors(Metric):
         for key, name in names.items():
             if key in r:
                 out[f"{prefix}{name}"] = float(r[key])
-        return {k: v for k, v in out.items() if not math.isnan(v)}
+        return out

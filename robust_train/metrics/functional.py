@@ -10,11 +10,13 @@ Conventions: errors are fractions in [0, 1]; CE, mCE, FR and the T5D ratio are r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from ..errors import ArgumentError, ArgumentTypeError, IncompleteMetricError, IncompleteMetricWarning
 from .baselines import ALEXNET
 
 __all__ = [
@@ -65,7 +67,17 @@ def top1_error(preds: Tensor, target: Tensor) -> Tensor:
     return wrong.double() / total
 
 
+def _check_finite_logits(x: Tensor, name: str) -> None:
+    """NaN / inf logits would be counted as predictions of one class by ``argmax``: refuse them."""
+    if not isinstance(x, Tensor):
+        raise ArgumentTypeError(f"{name}: expected a tensor, got {type(x).__name__}")
+    if x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
+        what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
+        raise ArgumentError(f"{name}: contains {what}; the model's outputs are not usable as predictions")
+
+
 def _error_update(preds: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    _check_finite_logits(preds, "preds")
     p = _as_preds(preds)
     if p.dim() != 1 or target.dim() != 1 or p.shape[0] != target.shape[0]:
         raise ValueError(
@@ -88,20 +100,78 @@ def alexnet_errors(corruptions: Sequence[str], severities: Sequence[int] = (1, 2
     return ALEXNET.error_table(corruptions, severities)
 
 
-def _check_table(errors: Tensor, baseline: Tensor) -> None:
-    if errors.dim() not in (1, 2) or errors.shape != baseline.shape:
-        raise ValueError(
-            f"expected errors and baseline of equal shape (C, S) or (S,), got {tuple(errors.shape)} and "
-            f"{tuple(baseline.shape)}"
+TableLike = Tensor | Mapping[str, Sequence[float] | Tensor]
+
+
+def _as_tables(errors: TableLike, baseline: TableLike | None) -> tuple[Tensor, Tensor]:
+    """(C, S) or (S,) tensors from tensors or ``{corruption: errors per severity}`` mappings aligned by name.
+
+    With mappings, rows are matched by corruption name (the order of the keys does not matter) and the two tables must
+    name the same corruptions; ``baseline=None`` takes the published AlexNet errors for severities 1-5.
+    """
+    if isinstance(errors, Mapping):
+        names = list(errors)
+        if baseline is None:
+            baseline = {n: ALEXNET.error_table([n], [1, 2, 3, 4, 5])[0] for n in names}
+        if not isinstance(baseline, Mapping):
+            raise ArgumentTypeError("baseline: pass a {corruption: errors} mapping when errors is a mapping")
+        if set(baseline) != set(names):
+            missing, extra = sorted(set(names) - set(baseline)), sorted(set(baseline) - set(names))
+            raise ArgumentError(
+                f"errors and baseline name different corruptions: missing from baseline {missing}, "
+                f"missing from errors {extra}"
+            )
+        e = torch.stack([torch.as_tensor(errors[n], dtype=torch.float64) for n in names])
+        b = torch.stack([torch.as_tensor(baseline[n], dtype=torch.float64) for n in names])
+        return e, b
+    if baseline is None:
+        raise ArgumentError("baseline: required with a tensor errors table (or pass {corruption: errors} mappings)")
+    if isinstance(baseline, Mapping):
+        raise ArgumentTypeError("baseline: a mapping baseline needs a {corruption: errors} mapping for errors")
+    return torch.as_tensor(errors), torch.as_tensor(baseline)
+
+
+def _check_fractions(t: Tensor, name: str) -> None:
+    finite = t[~torch.isnan(t)] if t.is_floating_point() else t
+    if finite.numel() and (float(finite.min()) < 0 or float(finite.max()) > 1):
+        hint = " (percentages? divide by 100)" if float(finite.max()) <= 100 else ""
+        raise ArgumentError(
+            f"{name}: expected error rates as fractions in [0, 1], got values in "
+            f"[{float(finite.min()):.4g}, {float(finite.max()):.4g}]{hint}"
         )
 
 
-def corruption_error(errors: Tensor, baseline: Tensor) -> Tensor:
+def _check_table(errors: Tensor, baseline: Tensor) -> None:
+    if errors.dim() not in (1, 2) or errors.shape != baseline.shape:
+        raise ArgumentError(
+            f"expected errors and baseline of equal shape (C, S) or (S,), got {tuple(errors.shape)} and "
+            f"{tuple(baseline.shape)}"
+        )
+    _check_fractions(errors, "errors")
+    _check_fractions(baseline, "baseline")
+    if bool(torch.isnan(baseline).any()):
+        raise ArgumentError("baseline: contains NaN")
+    zero = (baseline.double().sum(-1) == 0).reshape(-1)
+    if bool(zero.any()):
+        rows = zero.nonzero().reshape(-1).tolist()
+        raise IncompleteMetricError(
+            f"baseline: the baseline errors of row(s) {rows} sum to 0, so CE (error / baseline error) is undefined; "
+            "use a baseline model with non-zero errors"
+        )
+
+
+def corruption_error(errors: TableLike, baseline: TableLike | None) -> Tensor:
     """Corruption Error CE_c = sum_s E_{s,c} / sum_s E^base_{s,c}.
 
     Args:
-        errors: (C, S) or (S,) top-1 errors of the model, severities along the last axis.
-        baseline: same shape, errors of the normalising model (AlexNet: :func:`alexnet_errors`).
+        errors: (C, S) or (S,) top-1 errors of the model as fractions in [0, 1], severities along the last axis; or a
+            ``{corruption: errors per severity}`` mapping (rows are then matched to ``baseline`` by name).
+        baseline: same shape, errors of the normalising model (AlexNet: :func:`alexnet_errors`); a mapping with the
+            same corruption names; or ``None`` with a mapping ``errors`` for the AlexNet errors of severities 1-5.
+
+    Raises:
+        ArgumentError: shapes differ, values outside [0, 1] (percentages), mappings with different names.
+        IncompleteMetricError: a baseline row sums to zero.
 
     Returns:
         (C,) or scalar float64 tensor.
@@ -110,19 +180,24 @@ def corruption_error(errors: Tensor, baseline: Tensor) -> Tensor:
         >>> corruption_error(torch.tensor([[0.2, 0.4], [0.5, 0.5]]), torch.tensor([[0.4, 0.8], [0.5, 0.5]])).tolist()
         [0.5, 1.0]
     """
+    errors, baseline = _as_tables(errors, baseline)
     _check_table(errors, baseline)
     return errors.double().sum(-1) / baseline.double().to(errors.device).sum(-1)
 
 
-def mean_corruption_error(errors: Tensor, baseline: Tensor) -> Tensor:
+def mean_corruption_error(errors: TableLike, baseline: TableLike | None) -> Tensor:
     """mCE: mean of :func:`corruption_error` over the corruptions (pass the 15 benchmark ones for the paper's mCE).
+
+    Tensor tables must list the corruptions in the same row order; pass ``{corruption: errors}`` mappings to have
+    rows matched by name (``baseline=None``: AlexNet).
 
     Example:
         >>> mean_corruption_error(torch.tensor([[0.2, 0.4], [0.5, 0.5]]), torch.tensor([[0.4, 0.8], [0.5, 0.5]]))
         tensor(0.7500, dtype=torch.float64)
     """
+    errors, baseline = _as_tables(errors, baseline)
     if errors.dim() != 2:
-        raise ValueError(f"expected errors of shape (C, S), got {tuple(errors.shape)}")
+        raise ArgumentError(f"expected errors of shape (C, S), got {tuple(errors.shape)}")
     return corruption_error(errors, baseline).mean()
 
 
@@ -233,6 +308,7 @@ def _check_sequence_logits(logits: Tensor, name: str = "logits") -> None:
     if not isinstance(logits, Tensor) or logits.dim() != 3 or not logits.is_floating_point():
         got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"{name}: expected float logits of shape (N, T, K), got {got}")
+    _check_finite_logits(logits, name)
 
 
 def _flip_update(preds: Tensor, noise: bool, difficulty: int) -> tuple[Tensor, Tensor]:
@@ -368,11 +444,16 @@ def _confidences(probs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(
             f"expected probs (N, K) and target (N,) with the same N, got {tuple(probs.shape)} and {tuple(target.shape)}"
         )
+    _check_finite_logits(probs, "probs")
+    if probs.shape[1] == 0:
+        raise ArgumentError(f"probs: expected at least one class, got shape {tuple(probs.shape)}")
     p = probs.double()
+    if p.shape[0] == 0:  # an empty batch (a DDP rank with an empty shard) adds nothing
+        return p.new_zeros(0), p.new_zeros(0)
     is_prob = (
         bool(p.min() >= 0) and bool(p.max() <= 1) and torch.allclose(p.sum(-1), torch.ones_like(p[:, 0]), atol=1e-4)
     )
-    if p.numel() and not is_prob:
+    if not is_prob:
         p = p.softmax(-1)
     conf, pred = p.max(-1)
     return conf, (pred == target.to(pred.device)).double()
@@ -394,6 +475,13 @@ def _ece_update(probs: Tensor, target: Tensor, n_bins: int) -> tuple[Tensor, Ten
 
 def _ece_compute(conf_sum: Tensor, acc_sum: Tensor, count: Tensor, norm: str) -> Tensor:
     total = count.sum()
+    if float(total) == 0:
+        warnings.warn(
+            "calibration error of no samples is undefined: returning NaN (no update, or only empty batches)",
+            IncompleteMetricWarning,
+            stacklevel=3,
+        )
+        return torch.tensor(float("nan"), dtype=torch.float64, device=count.device)
     nz = count > 0
     gap = (conf_sum[nz] / count[nz] - acc_sum[nz] / count[nz]).abs()
     w = count[nz] / total
@@ -419,7 +507,10 @@ def expected_calibration_error(probs: Tensor, target: Tensor, n_bins: int = 15, 
         norm: ``"l1"``, ``"l2"`` or ``"max"``.
 
     Returns:
-        Scalar float64 in [0, 1].
+        Scalar float64 in [0, 1]; NaN (with an :class:`~robust_train.errors.IncompleteMetricWarning`) for no samples.
+
+    Raises:
+        ArgumentError: NaN / infinite ``probs``, or shapes that do not match.
 
     Example:
         >>> probs = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
@@ -461,6 +552,11 @@ def _rms_compute(conf: Tensor, correct: Tensor, bin_size: int, skip_last_bin: bo
         raise ValueError(f"bin_size must be >= 1, got {bin_size}")
     n = conf.numel()
     if n == 0:
+        warnings.warn(
+            "calibration error of no samples is undefined: returning NaN (no update, or only empty batches)",
+            IncompleteMetricWarning,
+            stacklevel=3,
+        )
         return torch.tensor(float("nan"), dtype=torch.float64)
     order = torch.argsort(conf, stable=True)
     conf, correct = conf[order], correct[order]

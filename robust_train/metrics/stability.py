@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from ..errors import ArgumentTypeError, IncompleteMetricWarning
 from . import functional as MF
 from .baselines import Baseline, resolve_baseline
 
@@ -75,6 +76,10 @@ class PerturbationStability(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(perturbations, str):
+            raise ArgumentTypeError(
+                f"perturbations: expected a list of names, got the string {perturbations!r} (use [{perturbations!r}])"
+            )
         self.perturbations = [str(p) for p in perturbations]
         if not self.perturbations or len(set(self.perturbations)) != len(self.perturbations):
             raise ValueError(f"expected distinct perturbation names, got {list(perturbations)}")
@@ -121,6 +126,14 @@ class PerturbationStability(Metric):
     def compute(self) -> dict[str, Tensor]:
         """See the class docstring."""
         pairs = self.pairs.double()
+        never = [p for p, n in zip(self.perturbations, self.pairs.tolist(), strict=True) if n == 0]
+        if never:
+            warnings.warn(
+                f"PerturbationStability: no sequence was seen for {never}: their FP / T5D / zipf and the means over "
+                "them are NaN",
+                IncompleteMetricWarning,
+                stacklevel=2,
+            )
         out = {"fp": self.flips.double() / pairs, "t5d": self.t5d_sum / pairs, "zipf": self.zipf_sum / pairs}
         rows = [self.perturbations.index(p) for p in self.mean_perturbations]
         out["mean_fp"] = out["fp"][rows].mean()
@@ -134,7 +147,7 @@ class PerturbationStability(Metric):
         return out
 
     def flat(self, result: dict[str, Tensor] | None = None, prefix: str = "") -> dict[str, float]:
-        """Flat ``{key: float}`` for loggers; NaN entries are left out.
+        """Flat ``{key: float}`` for loggers; every key is present (NaN where nothing was seen, with a warning).
 
         Keys: ``p/<name>/fp``, ``p/<name>/t5d``, ``p/<name>/zipf``, ``p/<name>/fr``, ``mfp``, ``mt5d_unnorm``,
         ``mfr``, ``mt5d``.
@@ -148,4 +161,4 @@ class PerturbationStability(Metric):
         for key, name in {"mean_fp": "mfp", "mean_t5d": "mt5d_unnorm", "mfr": "mfr", "mt5d": "mt5d"}.items():
             if key in r:
                 out[f"{prefix}{name}"] = float(r[key])
-        return {k: v for k, v in out.items() if not math.isnan(v)}
+        return out

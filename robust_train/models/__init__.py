@@ -13,6 +13,7 @@ from typing import Any
 import timm
 from torch import nn
 
+from ..errors import RobustTrainError
 from .cifar import CIFAR_MODELS, AllConvNet, CifarDenseNet, CifarResNet, CifarResNeXt, WideResNet
 from .lit_classifier import RobustClassifier
 
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(RobustTrainError, ValueError):
     """A model name that neither robust_train nor timm knows."""
 
 

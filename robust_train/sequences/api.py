@@ -7,8 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..functional._checks import check_image
+from ..errors import ArgumentError, ArgumentTypeError
+from ..functional._checks import check_image, check_per_sample
 from ..functional._rng import combine_seeds, stream_id
+from ..registry import suggest
 from .base import SEQUENCES, PerturbationSequence
 
 __all__ = ["create_sequence", "list_sequences", "perturb_sequence"]
@@ -39,7 +41,9 @@ def list_sequences(suite: str | None = None, pattern: str | None = None) -> list
     elif suite in P_SUITES:
         names = list(P_SUITES[suite])
     else:
-        raise ValueError(f"unknown perturbation suite {suite!r}; expected one of {sorted(P_SUITES)}")
+        close = suggest(str(suite), P_SUITES)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ArgumentError(f"unknown perturbation suite {suite!r}.{hint} Expected one of {sorted(P_SUITES)}")
     return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
 
 
@@ -78,11 +82,11 @@ def perturb_sequence(
     op = create_sequence(name, preset=preset, difficulty=difficulty, **options)
     b = x.shape[0]
     if isinstance(seed, Tensor):
-        s = seed.to("cpu", torch.int64).reshape(-1)
+        s = check_per_sample(seed, "seed", batch=b, integer=True).reshape(-1)
         if s.numel() != b:
-            raise ValueError(f"seed tensor must hold one seed per sample ({b}), got shape {tuple(seed.shape)}")
+            raise ArgumentError(f"seed: expected one seed per sample ({b}), got shape {tuple(seed.shape)}")
         params = {"seed": combine_seeds(s, stream_id(f"sequence/{name}"))}
         return op(x, params)  # type: ignore[arg-type]
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int or a (B,) int64 tensor, got {type(seed).__name__}")
+        raise ArgumentTypeError(f"seed: expected an int or a (B,) int64 tensor, got {type(seed).__name__}")
     return op(x, op.params_for_indices(torch.arange(b), seed))

@@ -18,7 +18,7 @@ from typing_extensions import override
 
 from ..corruptions.base import PRESETS, resolve_preset
 from ..corruptions.params import Params
-from ..functional._checks import check_image
+from ..functional._checks import check_image, check_seed
 from ..functional._common import to_compute_dtype, truncate_uint8
 from ..functional._rng import combine_seeds, stream_id
 from ..functional.sequences import center_crop_offsets
@@ -71,7 +71,7 @@ class PerturbationSequence(nn.Module):
         self.difficulty = int(difficulty)
         self.crop = None if crop is None else int(crop)
         self.quantize = bool(quantize)
-        self.generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+        self.generator = None if seed is None else torch.Generator().manual_seed(check_seed(seed))
         self.last_params: Params | None = None
 
     # ------------------------------------------------------------------ parameters
@@ -90,7 +90,7 @@ class PerturbationSequence(nn.Module):
             torch.Size([2])
         """
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
-        return Params(seed=combine_seeds(int(seed), stream_id(f"sequence/{self.name}"), idx))
+        return Params(seed=combine_seeds(check_seed(seed), stream_id(f"sequence/{self.name}"), idx))
 
     # ------------------------------------------------------------------ application
     def resolve_preset(self, x: Tensor) -> str:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from ..models import check_model_name
 from .instantiators import instantiate_callbacks, instantiate_loggers
 from .pylogger import RankedLogger
-from .utils import ConfigError
+from .utils import ConfigError, check_trainer_config
 
 __all__ = ["Run", "build_datamodule", "build_model", "build_run", "check_config"]
 
@@ -65,6 +65,7 @@ def check_config(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if not isinstance(node, DictConfig) or "_target_" not in node:
             raise ConfigError(f"config group {group!r} must be selected and have a _target_ (got {node!r})")
+    check_trainer_config(cfg.trainer)
     net = cfg.model.get("net")
     if isinstance(net, DictConfig) and str(net.get("_target_", "")).endswith("create_model"):
         check_model_name(net.get("model_name"))

@@ -118,6 +118,6 @@ def test_cli_unknown_model_fails_with_clear_message(tmp_path: Path) -> None:
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "robust-train: error: unknown model 'wrn40_2'" in proc.stderr and "wrn40_2_cifar" in proc.stderr
     assert "Traceback" not in proc.stderr
