@@ -24,9 +24,10 @@ shear              i - 15 degrees                            same               
 
 Noise sequences have 31 frames (frame 0 clean). Spatter uses water intensity 0.6 everywhere.
 
-Known differences from the released ImageNet-P files: frames are not H.264 encoded; Tiny-ImageNet-P motion blur was
-applied to the full-resolution crop before resizing (quirk 19), here to the given image; PIL's per-zoom uint8
-rounding inside zoom blur's running mean is not reproduced (the mean is taken in float, then truncated once).
+With ``quantize=True`` (default) tilt and zoom blur reproduce the original's 8-bit arithmetic: OpenCV's fixed-point
+``warpPerspective`` (1/32-pixel positions, rounded output) and PIL's truncated zooms averaged in float32 (bit-exact
+on real photos). Known differences from the released ImageNet-P files: frames are not H.264 encoded; Tiny-ImageNet-P
+motion blur was applied to the full-resolution crop before resizing (quirk 19), here to the given image.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class ZoomBlurSequence(PerturbationSequence):
 
     @override
     def frames(self, x: Tensor, seed: Tensor, preset: str) -> Tensor:
-        return FS.zoom_blur_sequence(x, 1.0 + 0.004 * _i(31), self.crop)
+        return FS.zoom_blur_sequence(x, 1.0 + 0.004 * _i(31), self.crop, emulate_uint8=self.quantize)
 
 
 @SEQUENCES.register(family="blur")
@@ -318,4 +319,4 @@ class TiltSequence(PerturbationSequence):
     @override
     def frames(self, x: Tensor, seed: Tensor, preset: str) -> Tensor:
         a = (_i(31) - 15.0) * self.step[preset]
-        return FS.tilt_sequence(x, a, a, self.crop)
+        return FS.tilt_sequence(x, a, a, self.crop, emulate_uint8=self.quantize)
