@@ -45,6 +45,7 @@ __all__ = [
     "motion_blur_sequence",
     "noise_sequence",
     "repeat_frames",
+    "resize_shorter_side",
     "snow_sequence",
     "spatter_layers",
     "spatter_sequence",
@@ -481,20 +482,48 @@ def noise_sequence(
     return torch.cat((xc.unsqueeze(1), _unflatten(noisy, b)), 1)
 
 
+def resize_shorter_side(x: Tensor, size: int) -> tuple[int, int]:
+    """Output ``(h, w)`` of torchvision's ``Resize(size)`` on an ``H x W`` image (shorter side ``size``).
+
+    Example:
+        >>> resize_shorter_side(torch.zeros(1, 3, 300, 451), 64)
+        (64, 96)
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if w <= h:
+        return int(size * h / w), size
+    return size, int(size * w / h)
+
+
 def motion_blur_sequence(
-    x: Tensor, radius: float, sigma: float, angles: Tensor | Sequence[float], crop: int | None = None
+    x: Tensor,
+    radius: float,
+    sigma: float,
+    angles: Tensor | Sequence[float],
+    crop: int | None = None,
+    resize: int | None = None,
 ) -> Tensor:
     """ImageMagick motion blur (H5, :func:`~robust_train.functional.blur.motion_blur`) at one angle per frame.
+
+    ``resize``: Tiny-ImageNet-P's pipeline (quirk 19): the full-resolution input is blurred, then every frame is
+    resized to ``resize`` on its shorter side (torchvision ``Resize``, PIL bilinear with antialiasing, no crop;
+    rounded to 8 bits as PIL writes them). ``crop`` and ``resize`` exclude each other.
 
     Example:
         >>> motion_blur_sequence(torch.rand(2, 3, 16, 16), 6.0, 1.8, torch.tensor([-180.0, -90.0, 0.0])).shape
         torch.Size([2, 3, 3, 16, 16])
     """
     check_image(x, check_values=False)
+    if resize is not None and crop is not None:
+        raise ValueError(f"motion_blur_sequence: give crop or resize, not both (crop={crop}, resize={resize})")
     xc = _crop(x, crop)
     a = _frames_arg(angles, "angles")
     b, t = xc.shape[0], a.numel()
     out = motion_blur(repeat_frames(xc, t), radius, sigma, a.repeat(b), quantize=True)
+    if resize is not None:
+        size = resize_shorter_side(out, int(resize))
+        out = F.interpolate(out, size=size, mode="bilinear", align_corners=False, antialias=True)
+        out = torch.round(out.clamp(0.0, 1.0) * 255.0) / 255.0
     return _unflatten(out, b)
 
 

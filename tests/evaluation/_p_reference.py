@@ -18,6 +18,7 @@ __all__ = [
     "center_crop",
     "opencv_fixed_point_warp",
     "resize_short",
+    "tiny_motion_blur_reference",
     "tilt_matrix",
     "tilt_reference",
     "tv02_inverse_matrix",
@@ -116,3 +117,28 @@ def tilt_reference(img: np.ndarray, crop: int | None, step: float = 1.0, warp=op
     """Tilt frames ``i = 0 .. 30``: warp of the whole image with the homography of ``(i - 15) * step`` degrees, crop."""
     h, w = img.shape[:2]
     return np.stack([center_crop(warp(img, tilt_matrix(h, w, (i - 15) * step)), crop) for i in range(31)])
+
+
+def tiny_motion_blur_reference(img: np.ndarray, frames: int = 31) -> np.ndarray:
+    """Tiny-ImageNet-P motion blur: ImageMagick ``MotionBlurImage(14, 3, 5 (i - 30))`` of the full-resolution image
+    (PNG round trip, as the original), then torchvision ``Resize(64)`` (PIL bilinear, shorter side 64, no crop)."""
+    import io
+
+    import cv2
+
+    from tests._reference import imagenet_c
+
+    mod = imagenet_c()  # provides the original's ``MotionImage`` (Wand with MagickMotionBlurImage)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    blob = buf.getvalue()
+    h, w = img.shape[:2]
+    size = (64, int(64 * h / w)) if w <= h else (int(64 * w / h), 64)
+    out = []
+    for i in range(frames):
+        wimg = mod.MotionImage(blob=blob)
+        wimg.motion_blur(radius=14, sigma=3, angle=(i - 30) * 5)
+        z = cv2.imdecode(np.frombuffer(wimg.make_blob(), np.uint8), cv2.IMREAD_UNCHANGED)
+        z = np.stack([z] * 3, -1) if z.ndim == 2 else z[..., [2, 1, 0]]
+        out.append(np.asarray(Image.fromarray(z).resize(size, Image.BILINEAR)))
+    return np.stack(out)

@@ -10,10 +10,12 @@ from robust_train.sequences import create_sequence
 from tests._helpers import photo_at
 
 from ._p_reference import (
+    center_crop,
     opencv_fixed_point_warp,
     resize_short,
     tilt_matrix,
     tilt_reference,
+    tiny_motion_blur_reference,
     zoom_blur_reference,
 )
 
@@ -89,3 +91,47 @@ def test_unquantised_tilt_and_zoom_keep_the_float_path():
         d = (f - q).abs() * 255
         # zoom: truncations of truncated means (< 2 levels); tilt: rounding and 1/32-pixel positions at edges
         assert float(d.mean()) < 1.0 and float(d.max()) < 8.0, (name, float(d.mean()), float(d.max()))
+
+
+# ------------------------------------------------------------------------------ Tiny-ImageNet-P motion blur (quirk 19)
+def _tiny_motion_blur_check(img: np.ndarray) -> None:
+    ref = tiny_motion_blur_reference(img)
+    x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    ours = create_sequence("motion_blur", preset="tinyimagenet")(x)
+    assert ours.shape[-2:] == ref.shape[1:3] and min(ours.shape[-2:]) == 64
+    exact, within = _agreement(np.floor(ours[0].permute(0, 2, 3, 1).double().numpy() * 255 + 1e-6), ref)
+    # PIL resamples in two 8-bit passes (horizontal, then vertical), ours in float: ~7% of values one level apart
+    assert within >= 0.99 and exact >= 0.85, (exact, within)
+
+
+def test_tiny_motion_blur_from_a_larger_source_matches_the_original():
+    pytest.importorskip("wand.image")
+    _tiny_motion_blur_check(resize_short("chelsea", 144))  # a 144 x 216 source -> 64 x 96 frames
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_tiny_motion_blur_full_resolution_photos(photo):
+    pytest.importorskip("wand.image")
+    from tests._helpers import photo_uint8
+
+    _tiny_motion_blur_check(photo_uint8(photo))
+
+
+def test_tiny_motion_blur_64px_input_blurs_at_64px():
+    """A 64-px input keeps its size and is blurred at 64 px: much stronger than the full-resolution pipeline."""
+    src = resize_short("coffee", 144)
+    small = center_crop(resize_short("coffee", 64), 64)
+    op = create_sequence("motion_blur", preset="tinyimagenet")
+    full = op(torch.from_numpy(src).permute(2, 0, 1).unsqueeze(0).float() / 255.0)[0]
+    low = op(torch.from_numpy(small).permute(2, 0, 1).unsqueeze(0).float() / 255.0)[0]
+    assert low.shape[-2:] == (64, 64) and full.shape[-2:] == (64, 96)
+    clean = torch.from_numpy(small).permute(2, 0, 1).float() / 255.0
+    change_full = float((full[..., 16:80] - clean).abs().mean())  # the 64 x 64 centre of the 64 x 96 frames
+    change_low = float((low - clean).abs().mean())
+    # the kernel is fixed in source pixels, so the ratio grows with the source: 1.7x from 144 px, 2.4x from ImageNet
+    assert change_low > 1.4 * change_full, (change_low, change_full)
+    with pytest.raises(ValueError, match="crop or resize"):
+        from robust_train.functional.sequences import motion_blur_sequence
+
+        motion_blur_sequence(torch.rand(1, 3, 80, 80), 14.0, 3.0, [0.0], crop=64, resize=64)
