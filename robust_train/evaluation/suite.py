@@ -64,6 +64,11 @@ class EvalSuite:
             images and sequence frames are always truncated to 8 bit as the originals were; the H.264 compression
             of the released ImageNet-P videos is not emulated.
         jpeg_quality: quality of the emulated JPEG files (the originals used 85).
+        context: kind p: generate the sequences from the data module's uncropped context image and centre-crop
+            the frames to the evaluated size, as ImageNet-P was made (``Resize(256)`` image, ``crop=224``; see
+            ``eval_context`` of the data modules). Without a context (the data module offers none, or ``False``)
+            the evaluated images themselves are perturbed and black borders enter where the original showed
+            content (tilt's perspective also differs). Kind c ignores it.
         difficulty: ImageNet-P difficulty 1-3 (noise strength for noise sequences, frame stride otherwise).
         baseline: normaliser: ``"alexnet"`` (published ImageNet-C table, kind c), a baseline JSON path, or
             ``None``.
@@ -81,6 +86,7 @@ class EvalSuite:
     seed: int = 0
     emulate_release: bool = False
     jpeg_quality: int = 85
+    context: bool = True
     difficulty: int = 1
     baseline: str | None = "alexnet"
     clean: bool = True
@@ -108,6 +114,7 @@ class EvalSuite:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
         self.num_images = None if self.num_images is None else int(self.num_images)
         self.difficulty, self.batch_size, self.seed = int(self.difficulty), int(self.batch_size), int(self.seed)
+        self.context = bool(self.context)
         if self.kind == "p" and self.baseline == "alexnet":
             # Published AlexNet numbers exist for ImageNet-C only; ImageNet-P needs a user-computed baseline file.
             self.baseline = None
@@ -154,6 +161,8 @@ class EvalSuite:
         d = self.to_dict()
         for k in ("batch_size", "description", "baseline", "clean", "name"):
             d.pop(k, None)
+        if self.kind == "c":
+            d.pop("context", None)  # kind c ignores it: fingerprints of corruption suites are unchanged
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
