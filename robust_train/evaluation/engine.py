@@ -139,7 +139,13 @@ class SuiteRunner:
         """The (cached) sequence module of one perturbation type (frames centre-cropped to ``crop`` if given)."""
         key = (name, preset, crop)
         if key not in self._sequences:
-            self._sequences[key] = create_sequence(name, preset=preset, difficulty=self.suite.difficulty, crop=crop)
+            self._sequences[key] = create_sequence(
+                name,
+                preset=preset,
+                difficulty=self.suite.difficulty,
+                crop=crop,
+                h264=self.suite.release_h264(preset),
+            )
         return self._sequences[key]
 
     @torch.no_grad()

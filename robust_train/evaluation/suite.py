@@ -59,10 +59,12 @@ class EvalSuite:
         preset: ``"auto"`` (from the image size), ``"imagenet"``, ``"tinyimagenet"`` or ``"cifar"``.
         num_images: evaluate a fixed subset of this many images (chosen by ``seed``); ``None`` = all.
         seed: evaluation seed: picks the subset and every corruption parameter (with the sample index).
-        emulate_release: reproduce the released ImageNet-C / Tiny-ImageNet-C files with a JPEG round trip at
-            ``jpeg_quality`` (ImageNet and Tiny-ImageNet presets only: CIFAR-10-C is stored as raw uint8). Corrupted
-            images and sequence frames are always truncated to 8 bit as the originals were; the H.264 compression
-            of the released ImageNet-P videos is not emulated.
+        emulate_release: reproduce the released files. Kind c: ImageNet-C / Tiny-ImageNet-C's JPEG round trip at
+            ``jpeg_quality``. Kind p: ImageNet-P / Tiny-ImageNet-P's H.264 videos (libx264 ``-preset veryslow``,
+            ``-tune grain`` for noise types, CRF 20 for the others, yuv444p; PyAV, CPU, about a second per 31-frame
+            224-px sequence and core, :mod:`robust_train.sequences.h264`). ImageNet and Tiny-ImageNet presets
+            only: CIFAR-10-C / -P are stored as raw uint8. Corrupted images and sequence frames are always
+            truncated to 8 bit as the originals were.
         jpeg_quality: quality of the emulated JPEG files (the originals used 85).
         context: kind p: generate the sequences from the data module's uncropped context image and centre-crop
             the frames to the evaluated size, as ImageNet-P was made (``Resize(256)`` image, ``crop=224``; see
@@ -143,6 +145,10 @@ class EvalSuite:
         if not self.emulate_release or self.kind != "c" or preset == "cifar":
             return None
         return self.jpeg_quality
+
+    def release_h264(self, preset: str) -> bool:
+        """Whether kind-p sequences of a resolved preset go through the released videos' H.264 round trip."""
+        return self.emulate_release and self.kind == "p" and preset != "cifar"
 
     def load_baseline(self) -> Baseline | None:
         """The baseline object (``None`` when unset)."""

@@ -26,7 +26,8 @@ Noise sequences have 31 frames (frame 0 clean). Spatter uses water intensity 0.6
 
 With ``quantize=True`` (default) tilt and zoom blur reproduce the original's 8-bit arithmetic: OpenCV's fixed-point
 ``warpPerspective`` (1/32-pixel positions, rounded output) and PIL's truncated zooms averaged in float32 (bit-exact
-on real photos). Known differences from the released ImageNet-P files: frames are not H.264 encoded; Tiny-ImageNet-P
+on real photos). Known differences from the released ImageNet-P files: frames are H.264 encoded only with ``h264=True``
+(:mod:`~robust_train.sequences.h264`; libx264 of today, not the 2018 build); Tiny-ImageNet-P
 motion blur is blurred at full resolution and then resized only when the larger source is given (quirk 19, see
 :class:`MotionBlurSequence`).
 """
