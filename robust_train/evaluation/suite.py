@@ -61,7 +61,7 @@ class EvalSuite:
         seed: evaluation seed: picks the subset and every corruption parameter (with the sample index).
         emulate_release: reproduce the released files. Kind c: ImageNet-C / Tiny-ImageNet-C's JPEG round trip at
             ``jpeg_quality``. Kind p: ImageNet-P / Tiny-ImageNet-P's H.264 videos (libx264 ``-preset veryslow``,
-            ``-tune grain`` for noise types, CRF 20 for the others, yuv444p; PyAV, CPU, about a second per 31-frame
+            ``-tune grain`` for noise types, CRF 20 for the others, yuv444p; PyAV, CPU, 0.6-4 s per 31-frame
             224-px sequence and core, :mod:`robust_train.sequences.h264`). ImageNet and Tiny-ImageNet presets
             only: CIFAR-10-C / -P are stored as raw uint8. Corrupted images and sequence frames are always
             truncated to 8 bit as the originals were.

@@ -41,7 +41,7 @@ class PerturbationSequence(nn.Module):
             input, ``crop=224``). ``None`` keeps the input size.
         quantize: truncate frames to 8 bit (the original saved uint8 PNG frames).
         h264: emulate the released videos: encode and decode every sequence with libx264 as the original did
-            (:mod:`robust_train.sequences.h264`; CPU, host-side, a thread pool over sequences, about a second per
+            (:mod:`robust_train.sequences.h264`; CPU, host-side, a thread pool over sequences, 0.6-4 s per
             31-frame 224-px sequence and core). Needs PyAV with libx264. Implies 8-bit frames.
         seed: seed of the module's generator for :meth:`sample_params` (``None``: global generator).
 

@@ -8,8 +8,8 @@ uncompressed frames are not comparable with published ImageNet-P numbers. :func:
 round trip (same settings, one frame per second, decoded back to RGB 8 bit).
 
 Cost: a CPU codec, run host-side (the frames are copied to the host and back), one sequence per task over a thread
-pool: ``-preset veryslow`` costs roughly 0.1-0.2 s per 31-frame 224-px sequence and core (see the README for the
-measured numbers), far more than generating the frames on the device. Off by default everywhere.
+pool: ``-preset veryslow`` costs 0.6-4 s per 31-frame 224-px sequence on one core (noise types the most; see
+``benchmarks/results/h264_release.md``), far more than generating the frames on the device. Off by default.
 """
 
 from __future__ import annotations

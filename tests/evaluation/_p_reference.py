@@ -15,6 +15,7 @@ from PIL import Image
 from tests._helpers import photo_uint8
 
 __all__ = [
+    "affine_reference",
     "center_crop",
     "opencv_fixed_point_warp",
     "resize_short",
@@ -43,15 +44,18 @@ def center_crop(a: np.ndarray, crop: int | None) -> np.ndarray:
     return a[top : top + crop, left : left + crop]
 
 
-def tv02_inverse_matrix(w: int, h: int, angle: float = 0.0, scale: float = 1.0, shear: float = 0.0) -> list[float]:
-    """torchvision 0.2 ``_get_inverse_affine_matrix`` (no translation), operation by operation, as PIL receives it."""
+def tv02_inverse_matrix(
+    w: int, h: int, angle: float = 0.0, scale: float = 1.0, shear: float = 0.0, translate: tuple[float, float] = (0, 0)
+) -> list[float]:
+    """torchvision 0.2 ``_get_inverse_affine_matrix``, operation by operation, as PIL receives it."""
     cx, cy = w * 0.5 + 0.5, h * 0.5 + 0.5
+    tx, ty = translate
     a, s, inv_scale = math.radians(angle), math.radians(shear), 1.0 / scale
     d = math.cos(a + s) * math.cos(a) + math.sin(a + s) * math.sin(a)
     m = [math.cos(a + s), math.sin(a + s), 0.0, -math.sin(a), math.cos(a), 0.0]
     m = [inv_scale / d * v for v in m]
-    m[2] += m[0] * (-cx - 0.0) + m[1] * (-cy - 0.0)
-    m[5] += m[3] * (-cx - 0.0) + m[4] * (-cy - 0.0)
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty)
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty)
     m[2] += cx
     m[5] += cy
     return m
@@ -141,4 +145,20 @@ def tiny_motion_blur_reference(img: np.ndarray, frames: int = 31) -> np.ndarray:
         z = cv2.imdecode(np.frombuffer(wimg.make_blob(), np.uint8), cv2.IMREAD_UNCHANGED)
         z = np.stack([z] * 3, -1) if z.ndim == 2 else z[..., [2, 1, 0]]
         out.append(np.asarray(Image.fromarray(z).resize(size, Image.BILINEAR)))
+    return np.stack(out)
+
+
+def affine_reference(img: np.ndarray, crop: int | None, kind: str, values: list[float]) -> np.ndarray:
+    """Frames ``CenterCrop(trn_F.affine(img, ...))`` of the original for ``kind`` in translate (x shift, nearest),
+    rotate / scale / shear (bilinear), one frame per value."""
+    h, w = img.shape[:2]
+    out = []
+    for v in values:
+        if kind == "translate":
+            m, resample = tv02_inverse_matrix(w, h, translate=(v, 0)), Image.NEAREST
+        else:
+            m, resample = tv02_inverse_matrix(w, h, **{"angle" if kind == "rotate" else kind: v}), Image.BILINEAR
+        out.append(
+            center_crop(np.asarray(Image.fromarray(img).transform((w, h), Image.AFFINE, m, resample=resample)), crop)
+        )
     return np.stack(out)

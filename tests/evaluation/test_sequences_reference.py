@@ -10,6 +10,7 @@ from robust_train.sequences import create_sequence
 from tests._helpers import photo_at
 
 from ._p_reference import (
+    affine_reference,
     center_crop,
     opencv_fixed_point_warp,
     resize_short,
@@ -135,3 +136,28 @@ def test_tiny_motion_blur_64px_input_blurs_at_64px():
         from robust_train.functional.sequences import motion_blur_sequence
 
         motion_blur_sequence(torch.rand(1, 3, 80, 80), 14.0, 3.0, [0.0], crop=64, resize=64)
+
+
+# ------------------------------------------------------------------------------ geometric types in the 256 context
+_I = np.arange(31.0)
+AFFINE_VALUES = {
+    "translate": list(np.arange(41.0) - 20),
+    "rotate": list(_I - 15),
+    "scale": list((40 + 2.5 * _I) / 100),
+    "shear": list(_I - 15),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(AFFINE_VALUES))
+def test_geometric_types_from_the_256_context_match_the_original(name):
+    """ImageNet preset: ``perturb_sequence(x256, crop=224)`` against PIL's transform of the Resize(256) image + crop."""
+    for photo in PHOTOS:
+        img = resize_short(photo)
+        x = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+        from robust_train.sequences import perturb_sequence
+
+        ours = perturb_sequence(x, name, crop=224, preset="imagenet")
+        got = np.floor(ours[0].permute(0, 2, 3, 1).double().numpy() * 255 + 1e-6)
+        exact, within = _agreement(got, affine_reference(img, 224, name, AFFINE_VALUES[name]))
+        assert within >= 0.99 and exact >= 0.98, (name, photo, exact, within)
