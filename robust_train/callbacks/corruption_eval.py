@@ -131,8 +131,12 @@ class SuiteEvalCallback(Callback):
                 self.released_root, self.suite.names, self.suite.severities, difficulty=self.suite.difficulty
             )
             return E.evaluate_released(fwd, released, self.suite, dev, rank, world, self.num_workers)
-        ds = self._dataset(trainer, stage)
-        return E.evaluate_suite(fwd, ds, self.suite, dev, rank, world, num_workers=self.num_workers)
+        ds, crop = self._dataset(trainer, stage), None
+        if self.suite.kind == "p" and self.suite.context:
+            context = getattr(trainer.datamodule, "eval_context", lambda s: None)(stage)
+            if context is not None:  # ImageNet-P: sequences of the Resize(256) image, cropped to the model's size
+                ds, crop = context
+        return E.evaluate_suite(fwd, ds, self.suite, dev, rank, world, num_workers=self.num_workers, crop=crop)
 
     def _run(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         start = time.perf_counter()

@@ -259,8 +259,10 @@ class ElasticTransform(Corruption):
 
     Args:
         opencv_fixed_point: quantise the affine source positions to 1/32 px as OpenCV <= 4.10 does (the original
-            pinned 3.4.2); ``False`` gives exact float positions (OpenCV >= 4.11). Other arguments as
-            :class:`~robust_train.corruptions.Corruption`.
+            pinned 3.4.2); ``False`` gives exact float positions (OpenCV >= 4.11).
+        reflect_rule: ``map_coordinates``' ``reflect`` border: ``"scipy_1.0"`` (default, the released data's
+            SciPy; positions just outside the grid interpolate towards the second pixel) or ``"scipy_1.6"``
+            (today's half-sample symmetric rule). Other arguments as :class:`~robust_train.corruptions.Corruption`.
 
     Example:
         >>> import torch
@@ -281,9 +283,14 @@ class ElasticTransform(Corruption):
         cifar=_scaled(32, [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]),
     )
 
-    def __init__(self, *args: Any, opencv_fixed_point: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, opencv_fixed_point: bool = True, reflect_rule: str = "scipy_1.0", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if reflect_rule not in F.REFLECT_RULES:
+            raise ValueError(f"reflect_rule: expected one of {F.REFLECT_RULES}, got {reflect_rule!r}")
         self.opencv_fixed_point = bool(opencv_fixed_point)
+        self.reflect_rule = reflect_rule
 
     def draw(self, seeds: Tensor, severity: Tensor) -> dict[str, Tensor]:
         """Six uniforms per sample for the affine control-point perturbations, (B, 6) float64 in (0, 1)."""
@@ -307,6 +314,7 @@ class ElasticTransform(Corruption):
             self.offsets(params, preset),
             noise=noise * 2.0 - 1.0,
             opencv_fixed_point=self.opencv_fixed_point,
+            reflect_rule=self.reflect_rule,
         )
 
     def extra_repr(self) -> str:

@@ -259,6 +259,17 @@ class ImageClassificationDataModule(LightningDataModule):
             return self.data_test  # type: ignore[return-value]
         raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
 
+    def eval_context(self, stage: str = "test") -> tuple[Dataset, int] | None:
+        """The larger *context* images of :meth:`eval_dataset` and the crop that gives the evaluated images.
+
+        ImageNet-P was generated from the ``Resize(256)`` image (geometric perturbations move content in from
+        outside the final ``CenterCrop(224)``). Data modules that can hand out such an uncropped image return
+        ``(dataset, crop)``: same samples and indices as ``eval_dataset(stage)``, ``x`` the uncropped image (sizes
+        may differ between samples), and ``crop`` the centre-crop size of the evaluated images. ``None`` (this
+        default): no context is available; perturbation suites then use :meth:`eval_dataset` as it is.
+        """
+        return None
+
     def _loader(self, ds: Dataset | None, train: bool) -> DataLoader:
         if ds is None:
             raise RuntimeError("call setup() before requesting a dataloader")

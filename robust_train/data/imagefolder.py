@@ -12,7 +12,8 @@ samples are held out of ``train`` with the seeded split. Transforms:
   bilinear with antialiasing) + ``CenterCrop(224)``, as ImageNet-C was made.
 * Tiny-ImageNet (``image_size=64``): train random crop with padding 4 + flip; eval ``Resize((64, 64))``.
 
-Workers return uint8 (3, image_size, image_size) tensors.
+Workers return uint8 (3, image_size, image_size) tensors. For ImageNet-P evaluation the ImageNet layout also hands
+out the uncropped ``Resize(256)`` images (:meth:`ImageFolderDataModule.eval_context`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torchvision import transforms as T
 
 from .base import DatasetNotFoundError, ImageClassificationDataModule
@@ -192,6 +193,24 @@ class ImageFolderDataModule(ImageClassificationDataModule):
         resize = self.eval_resize or round(s * 256 / 224)
         train = T.Compose([T.RandomResizedCrop(s), T.RandomHorizontalFlip()])
         return train, T.Compose([T.Resize(resize), T.CenterCrop(s)])
+
+    def eval_context(self, stage: str = "test") -> tuple[Dataset, int] | None:
+        """ImageNet layout: the ``Resize(eval_resize)`` image without the centre crop, and ``crop = image_size``.
+
+        The perturbation suites generate ImageNet-P sequences from it with ``crop=image_size``, as the original
+        (``Resize(256)``, perturb, ``CenterCrop(224)``). Images keep their aspect ratio, so sizes differ between
+        samples. Tiny-ImageNet layout: ``None`` (its evaluation images are resized without a crop).
+        """
+        if self.resolved_layout() == "tiny":
+            return None
+        ds = self.eval_dataset(stage)
+        context = T.Resize(self.eval_resize or round(self.image_size * 256 / 224))
+        if isinstance(ds, Subset):
+            base = ds.dataset
+            assert isinstance(base, IndexedImageFiles)
+            return Subset(IndexedImageFiles(base.samples, context), ds.indices), self.image_size
+        assert isinstance(ds, IndexedImageFiles)
+        return IndexedImageFiles(ds.samples, context), self.image_size
 
     def prepare_data(self) -> None:
         """Check that the folders exist (nothing is downloaded)."""

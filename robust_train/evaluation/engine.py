@@ -67,10 +67,39 @@ def shard(positions: Sequence[int], rank: int = 0, world_size: int = 1) -> list[
     return list(positions)[rank::world_size]
 
 
-def _batches(dataset: Dataset, positions: Sequence[int], batch_size: int, num_workers: int) -> Iterator[Any]:
+def _collate_ragged(batch: list[Any]) -> Any:
+    """``default_collate``, except that images of different sizes stay a list (context images keep their aspect)."""
+    from torch.utils.data import default_collate
+
+    shapes = {tuple(item[0].shape) for item in batch}
+    if len(shapes) == 1:
+        return default_collate(batch)
+    rest = default_collate([item[1:] for item in batch])
+    return [item[0] for item in batch], *rest
+
+
+def _same_size_groups(x: Tensor | list[Tensor], *others: Tensor) -> Iterator[tuple[Tensor, ...]]:
+    """Split a (possibly ragged) batch into stacked groups of equal image size (host-side shapes only)."""
+    if isinstance(x, Tensor):
+        yield (x, *others)
+        return
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, xi in enumerate(x):
+        groups.setdefault(tuple(xi.shape), []).append(i)
+    for members in groups.values():
+        sel = torch.tensor(members)
+        yield (torch.stack([x[i] for i in members]), *(o[sel] for o in others))
+
+
+def _batches(
+    dataset: Dataset, positions: Sequence[int], batch_size: int, num_workers: int, ragged: bool = False
+) -> Iterator[Any]:
     if not positions:
         return iter(())
-    return iter(DataLoader(Subset(dataset, list(positions)), batch_size=batch_size, num_workers=num_workers))
+    collate = _collate_ragged if ragged else None
+    return iter(
+        DataLoader(Subset(dataset, list(positions)), batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+    )
 
 
 def make_metric(suite: EvalSuite, names: Sequence[str] | None = None) -> CorruptionErrors | PerturbationStability:
@@ -91,7 +120,7 @@ class SuiteRunner:
     def __init__(self, suite: EvalSuite) -> None:
         self.suite = suite
         self._corruptions: dict[tuple[str, int, str], Corruption] = {}
-        self._sequences: dict[tuple[str, str], PerturbationSequence] = {}
+        self._sequences: dict[tuple[str, str, int | None], PerturbationSequence] = {}
 
     def corruption(self, name: str, severity: int, preset: str) -> Corruption:
         """The (cached) module of one corruption and severity: 8-bit output, JPEG when emulating the release."""
@@ -106,11 +135,17 @@ class SuiteRunner:
             )
         return self._corruptions[key]
 
-    def sequence(self, name: str, preset: str) -> PerturbationSequence:
-        """The (cached) sequence module of one perturbation type."""
-        key = (name, preset)
+    def sequence(self, name: str, preset: str, crop: int | None = None) -> PerturbationSequence:
+        """The (cached) sequence module of one perturbation type (frames centre-cropped to ``crop`` if given)."""
+        key = (name, preset, crop)
         if key not in self._sequences:
-            self._sequences[key] = create_sequence(name, preset=preset, difficulty=self.suite.difficulty)
+            self._sequences[key] = create_sequence(
+                name,
+                preset=preset,
+                difficulty=self.suite.difficulty,
+                crop=crop,
+                h264=self.suite.release_h264(preset),
+            )
         return self._sequences[key]
 
     @torch.no_grad()
@@ -137,10 +172,18 @@ class SuiteRunner:
                 metric.update(forward(xc), y, name, s)
 
     @torch.no_grad()
-    def update_sequences(self, forward: Forward, x: Tensor, index: Tensor, metric: PerturbationStability) -> None:
-        """Every perturbation type of one batch: frames -> logits (B, T, K) -> metric."""
+    def update_sequences(
+        self, forward: Forward, x: Tensor, index: Tensor, metric: PerturbationStability, crop: int | None = None
+    ) -> None:
+        """Every perturbation type of one batch: frames -> logits (B, T, K) -> metric.
+
+        ``crop``: ``x`` is the context image (ImageNet-P: ``Resize(256)``); frames are centre-cropped to ``crop``
+        and the preset follows the crop size.
+        """
+        h, w = (crop, crop) if crop is not None else (int(x.shape[-2]), int(x.shape[-1]))
+        preset = self.suite.preset_for(h, w)
         for name in metric.perturbations:
-            op = self.sequence(name, self.suite.preset_for(int(x.shape[-2]), int(x.shape[-1])))
+            op = self.sequence(name, preset, crop)
             frames = op(x, op.params_for_indices(index, self.suite.seed))
             metric.update(sequence_logits(forward, frames, self.suite.batch_size), name)
 
@@ -163,6 +206,7 @@ def evaluate_suite(
     metric: CorruptionErrors | PerturbationStability | None = None,
     num_workers: int = 0,
     progress: Callable[[int], None] | None = None,
+    crop: int | None = None,
 ) -> CorruptionErrors | PerturbationStability:
     """One process's pass over its share of the suite's subset: corrupted images (kind c) or sequences (kind p).
 
@@ -176,20 +220,25 @@ def evaluate_suite(
         metric: metric to update (a fresh :func:`make_metric` on ``device`` when ``None``).
         num_workers: DataLoader workers.
         progress: called with the number of images done after each batch.
+        crop: kind p: ``dataset`` holds context images (sizes may differ; ``eval_context`` of the data modules)
+            and the frames are centre-cropped to ``crop``.
 
     Returns:
         The metric (call ``compute()``: under DDP it sums the states of every process).
     """
+    if crop is not None and suite.kind != "p":
+        raise ValueError(f"crop: context images are for perturbation suites (kind 'p'), got kind {suite.kind!r}")
     metric = metric if metric is not None else make_metric(suite).to(device)
     runner = SuiteRunner(suite)
     # kind p: images per generation step such that about batch_size frames are in flight
     size = suite.batch_size if suite.kind == "c" else max(1, suite.batch_size // 31)
     mine = shard(suite.subset(len(dataset)), rank, world_size)  # type: ignore[arg-type]
-    for x, y, idx in _batches(dataset, mine, size, num_workers):
+    for x, y, idx in _batches(dataset, mine, size, num_workers, ragged=crop is not None):
         if suite.kind == "c":
             runner.update_corruptions(forward, to_unit(x, device), y, idx, metric)  # type: ignore[arg-type]
         else:
-            runner.update_sequences(forward, to_unit(x, device), idx, metric)  # type: ignore[arg-type]
+            for xg, ig in _same_size_groups(x, idx):
+                runner.update_sequences(forward, to_unit(xg, device), ig, metric, crop)  # type: ignore[arg-type]
         if progress is not None:
             progress(len(idx))
     return metric

@@ -59,11 +59,18 @@ class EvalSuite:
         preset: ``"auto"`` (from the image size), ``"imagenet"``, ``"tinyimagenet"`` or ``"cifar"``.
         num_images: evaluate a fixed subset of this many images (chosen by ``seed``); ``None`` = all.
         seed: evaluation seed: picks the subset and every corruption parameter (with the sample index).
-        emulate_release: reproduce the released ImageNet-C / Tiny-ImageNet-C files with a JPEG round trip at
-            ``jpeg_quality`` (ImageNet and Tiny-ImageNet presets only: CIFAR-10-C is stored as raw uint8). Corrupted
-            images and sequence frames are always truncated to 8 bit as the originals were; the H.264 compression
-            of the released ImageNet-P videos is not emulated.
+        emulate_release: reproduce the released files. Kind c: ImageNet-C / Tiny-ImageNet-C's JPEG round trip at
+            ``jpeg_quality``. Kind p: ImageNet-P / Tiny-ImageNet-P's H.264 videos (libx264 ``-preset veryslow``,
+            ``-tune grain`` for noise types, CRF 20 for the others, yuv444p; PyAV, CPU, 0.6-4 s per 31-frame
+            224-px sequence and core, :mod:`robust_train.sequences.h264`). ImageNet and Tiny-ImageNet presets
+            only: CIFAR-10-C / -P are stored as raw uint8. Corrupted images and sequence frames are always
+            truncated to 8 bit as the originals were.
         jpeg_quality: quality of the emulated JPEG files (the originals used 85).
+        context: kind p: generate the sequences from the data module's uncropped context image and centre-crop
+            the frames to the evaluated size, as ImageNet-P was made (``Resize(256)`` image, ``crop=224``; see
+            ``eval_context`` of the data modules). Without a context (the data module offers none, or ``False``)
+            the evaluated images themselves are perturbed and black borders enter where the original showed
+            content (tilt's perspective also differs). Kind c ignores it.
         difficulty: ImageNet-P difficulty 1-3 (noise strength for noise sequences, frame stride otherwise).
         baseline: normaliser: ``"alexnet"`` (published ImageNet-C table, kind c), a baseline JSON path, or
             ``None``.
@@ -81,6 +88,7 @@ class EvalSuite:
     seed: int = 0
     emulate_release: bool = False
     jpeg_quality: int = 85
+    context: bool = True
     difficulty: int = 1
     baseline: str | None = "alexnet"
     clean: bool = True
@@ -108,6 +116,7 @@ class EvalSuite:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
         self.num_images = None if self.num_images is None else int(self.num_images)
         self.difficulty, self.batch_size, self.seed = int(self.difficulty), int(self.batch_size), int(self.seed)
+        self.context = bool(self.context)
         if self.kind == "p" and self.baseline == "alexnet":
             # Published AlexNet numbers exist for ImageNet-C only; ImageNet-P needs a user-computed baseline file.
             self.baseline = None
@@ -137,6 +146,10 @@ class EvalSuite:
             return None
         return self.jpeg_quality
 
+    def release_h264(self, preset: str) -> bool:
+        """Whether kind-p sequences of a resolved preset go through the released videos' H.264 round trip."""
+        return self.emulate_release and self.kind == "p" and preset != "cifar"
+
     def load_baseline(self) -> Baseline | None:
         """The baseline object (``None`` when unset)."""
         from ..metrics.baselines import resolve_baseline
@@ -154,6 +167,8 @@ class EvalSuite:
         d = self.to_dict()
         for k in ("batch_size", "description", "baseline", "clean", "name"):
             d.pop(k, None)
+        if self.kind == "c":
+            d.pop("context", None)  # kind c ignores it: fingerprints of corruption suites are unchanged
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -58,6 +58,7 @@ from .jpeg import jpeg_roundtrip_torch
 
 __all__ = [
     "ELASTIC_FIELD_STREAM",
+    "REFLECT_RULES",
     "contrast",
     "elastic_affine_coords",
     "elastic_displacement",
@@ -857,6 +858,29 @@ def _tap_index(i: Tensor, n: int, mirror: bool) -> Tensor:
     return torch.minimum(m, p - m if mirror else p - 1 - m).to(torch.int64)
 
 
+#: ``reflect_rule`` values of :func:`elastic_transform`: SciPy < 1.6 (made the released data) or SciPy >= 1.6.
+REFLECT_RULES = ("scipy_1.0", "scipy_1.6")
+
+
+def _scipy10_reflect(c: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """SciPy 1.0's ``map_coordinate`` for ``mode='reflect'``: positions folded before the spline taps are placed.
+
+    Below 0: ``c -> -c - 1`` (after whole periods ``2n`` are removed); above ``n - 1``: whole periods removed, then
+    ``c >= n -> 2n - c - 1``. A position in ``(n - 1, n)`` stays, one in ``(-1, 0)`` maps into ``(-1, 0)``; their
+    taps are then folded reflect-101 (``-1 -> 1``, ``n -> n - 2``), unlike SciPy >= 1.6's half-sample symmetric
+    taps. Returns the folded positions and the mask of positions SciPy 1.0 keeps (``> -1``; else ``cval`` 0).
+    """
+    if n <= 1:
+        return torch.zeros_like(c), torch.ones_like(c, dtype=torch.bool)
+    p = float(2 * n)
+    neg = torch.where(c < -p, p * torch.trunc(-c / p) + c, c)
+    neg = torch.where(neg < -n, neg + p, -neg - 1.0)
+    pos = c - p * torch.trunc(c / p)
+    pos = torch.where(pos >= n, p - pos - 1.0, pos)
+    out = torch.where(c < 0, neg, torch.where(c > n - 1, pos, c))
+    return out, out > -1.0
+
+
 def _bilinear_taps(img: Tensor, rows: Tensor, cols: Tensor, mirror: bool) -> Tensor:
     """Bilinear sampling with the boundary applied to the four taps (the same values as :func:`_bilinear`).
 
@@ -885,13 +909,20 @@ def _elastic_warp_kernel(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
 
 
 @fused
-def _elastic_displace_kernel(warped: Tensor, smooth: Tensor, alpha: Tensor) -> Tensor:
-    """Steps 2-3: float32 displacements ``alpha * smooth``, SciPy ``map_coordinates(order=1, mode='reflect')``, clip."""
+def _elastic_displace_kernel(warped: Tensor, smooth: Tensor, alpha: Tensor, scipy10: bool = False) -> Tensor:
+    """Steps 2-3: float32 displacements ``alpha * smooth``, SciPy ``map_coordinates(order=1, mode='reflect')``, clip.
+
+    ``scipy10`` selects SciPy 1.0's border rule (:func:`_scipy10_reflect`), else SciPy >= 1.6's.
+    """
     b, _, h, w = warped.shape
     disp = (smooth * alpha.view(-1, 1, 1, 1)).to(torch.float32).to(torch.float64)
     ys = torch.arange(h, dtype=torch.float64, device=warped.device).view(1, -1, 1)
     xs = torch.arange(w, dtype=torch.float64, device=warped.device).view(1, 1, -1)
-    out = _bilinear_taps(warped, ys + disp[:, 1], xs + disp[:, 0], mirror=False)
+    rows, cols = ys + disp[:, 1], xs + disp[:, 0]
+    if not scipy10:
+        return _bilinear_taps(warped, rows, cols, mirror=False).to(warped.dtype).clamp(0.0, 1.0)
+    (rows, keep_r), (cols, keep_c) = _scipy10_reflect(rows, h), _scipy10_reflect(cols, w)
+    out = _bilinear_taps(warped, rows, cols, mirror=True) * (keep_r & keep_c).unsqueeze(1)
     return out.to(warped.dtype).clamp(0.0, 1.0)
 
 
@@ -1040,6 +1071,7 @@ def elastic_transform(
     *,
     noise: Tensor | None = None,
     opencv_fixed_point: bool = True,
+    reflect_rule: str = "scipy_1.0",
 ) -> Tensor:
     """The original ImageNet-C elastic transform: random affine, then smoothed random displacements (spec 2.18).
 
@@ -1047,7 +1079,12 @@ def elastic_transform(
        (:func:`elastic_affine_coords`), bilinear, border reflect-101.
     2. Displacements ``dx, dy = alpha * G_sigma(U)`` from two uniform fields in [-1, 1] (:func:`elastic_displacement`).
     3. SciPy ``map_coordinates(order=1, mode='reflect')`` of the warped image at ``(row + dy, col + dx)``
-       (half-sample symmetric boundary); clip to [0, 1].
+       (``reflect_rule``: SciPy 1.0's border rule by default, see below); clip to [0, 1].
+
+    ``reflect_rule``: ``"scipy_1.0"`` (default; the released ImageNet-C was made with SciPy 1.0) folds positions
+    outside the grid as SciPy < 1.6 did, so a position in ``(-1, 0)`` or ``(n - 1, n)`` interpolates towards the
+    second pixel (reflect-101 taps); ``"scipy_1.6"`` is SciPy >= 1.6's half-sample symmetric ``reflect``. They
+    differ only on the outer pixel ring where displacements point outwards.
 
     Args:
         x: images, shape (B, 3, H, W), float in [0, 1].
@@ -1057,6 +1094,7 @@ def elastic_transform(
         seed: (B,) int64 seeds of the uniform fields (stream :data:`ELASTIC_FIELD_STREAM`); ignored if ``noise``.
         noise: optional (B, 2, H, W) fields in [-1, 1] used instead of the seeded ones (dx field first, as drawn).
         opencv_fixed_point: quantise affine source positions to 1/32 px like OpenCV <= 4.10 (the original's 3.4).
+        reflect_rule: ``"scipy_1.0"`` or ``"scipy_1.6"``: ``map_coordinates``' ``reflect`` border of that SciPy.
 
     Returns:
         Shape (B, 3, H, W), same dtype, in [0, 1].
@@ -1070,6 +1108,9 @@ def elastic_transform(
         torch.Size([2, 3, 16, 16])
     """
     check_image(x, check_values=False)
+    if reflect_rule not in REFLECT_RULES:
+        raise ValueError(f"reflect_rule: expected one of {REFLECT_RULES}, got {reflect_rule!r}")
+    scipy10 = reflect_rule == "scipy_1.0"
     b, _, h, w = x.shape
     check_shape(offsets, "B 3 2", "offsets")
     check_batch_param(offsets, b, "offsets")
@@ -1087,10 +1128,15 @@ def elastic_transform(
         # compiled: both bilinear samplings as gathers with folded tap indices (one loop each), the displacement
         # scaling and float32 cast inside the second one
         warped = _elastic_warp_kernel(x.detach(), rows, cols)
-        return _elastic_displace_kernel(warped, *_elastic_smooth(noise.to(x.device), alpha, sigma))
+        return _elastic_displace_kernel(warped, *_elastic_smooth(noise.to(x.device), alpha, sigma), scipy10=scipy10)
     warped = _bilinear(x, rows, cols, "mirror")
     disp = elastic_displacement(noise.to(x.device), alpha, sigma).to(torch.float64)
     ys = torch.arange(h, dtype=torch.float64, device=x.device).view(1, -1, 1)
     xs = torch.arange(w, dtype=torch.float64, device=x.device).view(1, 1, -1)
-    out = _bilinear(warped, ys + disp[:, 1], xs + disp[:, 0], "reflect")
+    rows, cols = ys + disp[:, 1], xs + disp[:, 0]
+    if not scipy10:
+        return _bilinear(warped, rows, cols, "reflect").clamp(0.0, 1.0)
+    (rows, keep_r), (cols, keep_c) = _scipy10_reflect(rows, h), _scipy10_reflect(cols, w)
+    # linear interpolation of the reflect-101 extension = sampling at the reflect-101 folded position
+    out = _bilinear(warped, rows, cols, "mirror") * (keep_r & keep_c).unsqueeze(1).to(warped.dtype)
     return out.clamp(0.0, 1.0)

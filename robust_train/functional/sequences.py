@@ -45,6 +45,7 @@ __all__ = [
     "motion_blur_sequence",
     "noise_sequence",
     "repeat_frames",
+    "resize_shorter_side",
     "snow_sequence",
     "spatter_layers",
     "spatter_sequence",
@@ -187,6 +188,65 @@ def _pil_sample(x: Tensor, coords: Tensor, mode: str) -> Tensor:
     return out * valid.to(device=x.device, dtype=x.dtype).unsqueeze(0).unsqueeze(2)
 
 
+def _tv02_pil_coords(
+    height: int, width: int, scale: Tensor, out_box: tuple[int, int, int, int]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """PIL's input position per output pixel of a torchvision 0.2 centre zoom, in PIL's own double arithmetic.
+
+    The coefficients follow torchvision 0.2's ``_get_inverse_affine_matrix`` operation by operation (angle, shear
+    and translation 0), and PIL's ``affine_transform`` evaluates ``a0 (x + 0.5) + a1 (y + 0.5) + a2``; matching the
+    rounding of these doubles matters where a sample lands a hair beside a pixel centre and PIL truncates.
+
+    Returns:
+        ``(x_in, y_in, valid)``, each (T, h, w) on the CPU (float64, float64, bool).
+    """
+    cx, cy = width * 0.5 + 0.5, height * 0.5 + 0.5
+    rows = []
+    for s in scale.tolist():  # host values: the per-frame table
+        k = (1.0 / s) / 1.0  # scale / d with d = cos(0) cos(0) + sin(0) sin(0) = 1
+        m = [k * 1.0, k * 0.0, 0.0, -k * 0.0, k * 1.0, 0.0]
+        m[2] += m[0] * (-cx - 0.0) + m[1] * (-cy - 0.0)
+        m[5] += m[3] * (-cx - 0.0) + m[4] * (-cy - 0.0)
+        m[2] += cx
+        m[5] += cy
+        rows.append(m)
+    a = torch.tensor(rows, dtype=torch.float64).view(-1, 6, 1, 1)
+    top, left, h, w = out_box
+    xh = (torch.arange(left, left + w, dtype=torch.float64) + 0.5).view(1, 1, -1)
+    yh = (torch.arange(top, top + h, dtype=torch.float64) + 0.5).view(1, -1, 1)
+    xin = a[:, 0] * xh + a[:, 1] * yh + a[:, 2]
+    yin = a[:, 3] * xh + a[:, 4] * yh + a[:, 5]
+    valid = (xin >= 0) & (xin < width) & (yin >= 0) & (yin < height)
+    return xin, yin, valid
+
+
+def _pil_bilinear_levels(x: Tensor, xin: Tensor, yin: Tensor, valid: Tensor) -> Tensor:
+    """PIL's uint8 ``BILINEAR`` transform filter: (B, C, H, W) -> (B, T, C, h, w) integer levels (float64).
+
+    Host: ``floor(x_in - 0.5)``, the fractions and clamped neighbour indices. Device: the 8-bit levels are
+    interpolated in float64 in PIL's order (``a + (b - a) d`` along x on both rows, then along y), truncated, and set
+    to 0 where the position is outside the image.
+    """
+    b, c, hh, ww = x.shape
+    t, h, w = xin.shape
+    xs, ys = xin - 0.5, yin - 0.5
+    x0, y0 = torch.floor(xs), torch.floor(ys)
+    dx, dy = (xs - x0).to(x.device), (ys - y0).to(x.device)
+    x0, y0 = x0.to(torch.int64), y0.to(torch.int64)
+    xa, xb = x0.clamp(0, ww - 1), (x0 + 1).clamp(0, ww - 1)
+    ya, yb = y0.clamp(0, hh - 1), (y0 + 1).clamp(0, hh - 1)
+    levels = torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.float64).reshape(b * c, hh * ww)
+
+    def at(yy: Tensor, xx: Tensor) -> Tensor:
+        return levels[:, (yy * ww + xx).reshape(-1).to(x.device)].view(b * c, t, h, w)
+
+    p00, p01, p10, p11 = at(ya, xa), at(ya, xb), at(yb, xa), at(yb, xb)
+    v1 = p00 + (p01 - p00) * dx
+    v2 = p10 + (p11 - p10) * dx
+    v = torch.floor(v1 + (v2 - v1) * dy) * valid.to(x.device)
+    return v.view(b, c, t, h, w).transpose(1, 2)
+
+
 def affine_sequence(
     x: Tensor,
     angle: Tensor | Sequence[float] | None = None,
@@ -251,19 +311,36 @@ def translate_sequence(x: Tensor, shifts: Tensor | Sequence[float], crop: int | 
     return affine_sequence(x, translate=tr, mode="nearest", crop=crop)
 
 
-def zoom_blur_sequence(x: Tensor, scales: Tensor | Sequence[float], crop: int | None = None) -> Tensor:
+def zoom_blur_sequence(
+    x: Tensor, scales: Tensor | Sequence[float], crop: int | None = None, emulate_uint8: bool = False
+) -> Tensor:
     """Running average of centre zooms: frame ``i`` = mean of ``affine(x, scale=scales[j])`` for ``j <= i``.
 
     ImageNet-P uses ``scales = 1 + 0.004 j`` (``j = 0 .. 30``): frame 0 is the (cropped) image itself. The zooms
     use torchvision 0.2 / PIL bilinear sampling of the whole input, then the centre crop, as the original.
 
+    With ``emulate_uint8`` the original's 8-bit steps are reproduced: every zoom is truncated to 8 bits (PIL's
+    ``Image.transform`` returns uint8), the running sum of ``ToTensor`` values (``k / 255``) and the division by
+    the frame count are float32, and ``ToPILImage`` truncates ``mean * 255`` (frame 0 is the crop itself). The
+    result is on the 8-bit grid; without it the mean of the unquantised zooms is returned.
+
     Example:
         >>> zoom_blur_sequence(torch.rand(2, 3, 16, 16), 1 + 0.004 * torch.arange(4.0)).shape
         torch.Size([2, 4, 3, 16, 16])
     """
-    z = affine_sequence(x, scale=_frames_arg(scales, "scales"), crop=crop)
-    count = torch.arange(1, z.shape[1] + 1, device=x.device, dtype=x.dtype).view(1, -1, 1, 1, 1)
-    return z.cumsum(1) / count
+    if not emulate_uint8:
+        z = affine_sequence(x, scale=_frames_arg(scales, "scales"), crop=crop)
+        count = torch.arange(1, z.shape[1] + 1, device=x.device, dtype=x.dtype).view(1, -1, 1, 1, 1)
+        return z.cumsum(1) / count
+    sc = _frames_arg(scales, "scales")
+    hh, ww = x.shape[-2:]
+    levels = _pil_bilinear_levels(x, *_tv02_pil_coords(hh, ww, sc, center_crop_offsets(hh, ww, crop)))
+    frames = [levels[:, 0].to(x.dtype)]
+    acc = levels[:, 0].float() / 255.0  # torchvision 0.2 ToTensor: float32 k / 255
+    for i in range(1, levels.shape[1]):  # sequential float32 sums, as the original's loop (T steps, batched)
+        acc = acc + levels[:, i].float() / 255.0
+        frames.append(torch.floor((acc / float(i + 1)) * 255.0).to(x.dtype))  # ToPILImage: mul(255).byte()
+    return torch.stack(frames, 1) / 255.0
 
 
 # ----------------------------------------------------------------------------------------------- tilt
@@ -299,9 +376,18 @@ def tilt_homography(height: int, width: int, phi: Tensor | Sequence[float], thet
 
 
 def tilt_sequence(
-    x: Tensor, phi: Tensor | Sequence[float], theta: Tensor | Sequence[float], crop: int | None = None
+    x: Tensor,
+    phi: Tensor | Sequence[float],
+    theta: Tensor | Sequence[float],
+    crop: int | None = None,
+    emulate_uint8: bool = False,
 ) -> Tensor:
     """Perspective tilt frames (OpenCV ``warpPerspective`` semantics: bilinear, zero border), then centre crop.
+
+    With ``emulate_uint8`` the arithmetic of OpenCV's 8-bit warp (OpenCV 2.x-4.x, which made the released data) is
+    reproduced (:func:`_opencv_fixed_point_warp`): source positions rounded to 1/32 pixel, integer bilinear weights,
+    the weighted sum of the 8-bit input rounded to the nearest level. Otherwise frames are exact float bilinear
+    samples (no quantisation).
 
     Example:
         >>> tilt_sequence(torch.rand(2, 3, 16, 16), torch.tensor([-3.0, 3.0]), torch.tensor([-3.0, 3.0])).shape
@@ -316,6 +402,8 @@ def tilt_sequence(
     xs = torch.arange(left, left + w, dtype=torch.float64)
     pts = torch.stack(torch.broadcast_tensors(xs.view(1, -1), ys.view(-1, 1), torch.ones(1, 1, dtype=torch.float64)))
     src = torch.einsum("tij,jhw->tihw", inv, pts)
+    if emulate_uint8:
+        return _opencv_fixed_point_warp(x, src)
     sx, sy = src[:, 0] / src[:, 2], src[:, 1] / src[:, 2]
     # OpenCV pixel centres are integers: index p -> align_corners=False normalised (2p + 1) / n - 1
     grid = torch.stack(((2.0 * sx + 1.0) / ww - 1.0, (2.0 * sy + 1.0) / hh - 1.0), -1).to(x.device, x.dtype)
@@ -323,6 +411,45 @@ def tilt_sequence(
     g = grid.unsqueeze(0).expand(b, -1, -1, -1, -1).reshape(b * t, h, w, 2)
     out = F.grid_sample(repeat_frames(x, t), g, mode="bilinear", padding_mode="zeros", align_corners=False)
     return _unflatten(out, b)
+
+
+_CV_TAB = 32  # OpenCV INTER_TAB_SIZE: source positions in 1/32 pixel
+
+
+def _opencv_fixed_point_warp(x: Tensor, src: Tensor) -> Tensor:
+    """OpenCV's uint8 bilinear warp with zero border on homogeneous source points ``src`` (T, 3, h, w) float64.
+
+    Planning (host, data independent): ``X = round(32 x / w)`` (``cvRound``, half to even), integer cell
+    ``X >> 5`` and fraction ``X & 31``; the four weights ``(32 - a)(32 - b)``, ``a (32 - b)``, ... sum to 1024
+    (OpenCV's table entries are these times 32, summing to ``2^15``). Device: the 8-bit input levels are gathered
+    (zero outside the image), weighted, and ``(S + 512) >> 10`` gives the rounded output level.
+
+    Returns:
+        (B, T, C, h, w) frames on the 8-bit grid, dtype of ``x``.
+    """
+    b, c, hh, ww = x.shape
+    t, _, h, w = src.shape
+    wz = src[:, 2]
+    scale = torch.where(wz != 0, _CV_TAB / torch.where(wz != 0, wz, torch.ones_like(wz)), torch.zeros_like(wz))
+    big = float(2**31 - 1)
+    fx = torch.round((src[:, 0] * scale).clamp(-big, big)).to(torch.int64)  # torch.round: half to even, as cvRound
+    fy = torch.round((src[:, 1] * scale).clamp(-big, big)).to(torch.int64)
+    ix, iy, a, bb = fx >> 5, fy >> 5, fx & (_CV_TAB - 1), fy & (_CV_TAB - 1)
+    pw = ww + 2  # one zero pixel around the image: every out-of-range neighbour reads a zero
+
+    def flat(yy: Tensor, xx: Tensor) -> Tensor:
+        return ((yy + 1).clamp(0, hh + 1) * pw + (xx + 1).clamp(0, ww + 1)).reshape(-1)
+
+    idx = torch.stack((flat(iy, ix), flat(iy, ix + 1), flat(iy + 1, ix), flat(iy + 1, ix + 1)))  # (4, T h w)
+    wts = torch.stack(((32 - a) * (32 - bb), a * (32 - bb), (32 - a) * bb, a * bb)).reshape(4, -1)
+    levels = torch.round(x.clamp(0.0, 1.0) * 255.0)  # the 8-bit image OpenCV warps
+    padded = F.pad(levels, (1, 1, 1, 1)).reshape(b * c, -1)
+    idx, wts = idx.to(x.device), wts.to(device=x.device, dtype=x.dtype)
+    acc = padded[:, idx[0]] * wts[0]
+    for k in range(1, 4):
+        acc = acc + padded[:, idx[k]] * wts[k]  # integers < 2^18: exact in float32
+    out = torch.floor((acc + 512.0) / 1024.0) / 255.0
+    return out.view(b, c, t, h, w).transpose(1, 2)
 
 
 # ----------------------------------------------------------------------------------------------- photometric
@@ -355,20 +482,48 @@ def noise_sequence(
     return torch.cat((xc.unsqueeze(1), _unflatten(noisy, b)), 1)
 
 
+def resize_shorter_side(x: Tensor, size: int) -> tuple[int, int]:
+    """Output ``(h, w)`` of torchvision's ``Resize(size)`` on an ``H x W`` image (shorter side ``size``).
+
+    Example:
+        >>> resize_shorter_side(torch.zeros(1, 3, 300, 451), 64)
+        (64, 96)
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if w <= h:
+        return int(size * h / w), size
+    return size, int(size * w / h)
+
+
 def motion_blur_sequence(
-    x: Tensor, radius: float, sigma: float, angles: Tensor | Sequence[float], crop: int | None = None
+    x: Tensor,
+    radius: float,
+    sigma: float,
+    angles: Tensor | Sequence[float],
+    crop: int | None = None,
+    resize: int | None = None,
 ) -> Tensor:
     """ImageMagick motion blur (H5, :func:`~robust_train.functional.blur.motion_blur`) at one angle per frame.
+
+    ``resize``: Tiny-ImageNet-P's pipeline (quirk 19): the full-resolution input is blurred, then every frame is
+    resized to ``resize`` on its shorter side (torchvision ``Resize``, PIL bilinear with antialiasing, no crop;
+    rounded to 8 bits as PIL writes them). ``crop`` and ``resize`` exclude each other.
 
     Example:
         >>> motion_blur_sequence(torch.rand(2, 3, 16, 16), 6.0, 1.8, torch.tensor([-180.0, -90.0, 0.0])).shape
         torch.Size([2, 3, 3, 16, 16])
     """
     check_image(x, check_values=False)
+    if resize is not None and crop is not None:
+        raise ValueError(f"motion_blur_sequence: give crop or resize, not both (crop={crop}, resize={resize})")
     xc = _crop(x, crop)
     a = _frames_arg(angles, "angles")
     b, t = xc.shape[0], a.numel()
     out = motion_blur(repeat_frames(xc, t), radius, sigma, a.repeat(b), quantize=True)
+    if resize is not None:
+        size = resize_shorter_side(out, int(resize))
+        out = F.interpolate(out, size=size, mode="bilinear", align_corners=False, antialias=True)
+        out = torch.round(out.clamp(0.0, 1.0) * 255.0) / 255.0
     return _unflatten(out, b)
 
 

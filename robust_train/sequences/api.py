@@ -65,7 +65,7 @@ def perturb_sequence(
         seed: an int (sample ``i`` then depends only on ``(seed, name, i)``) or a (B,) int64 tensor of per-sample
             seeds (sample ``i`` depends only on ``seed[i]`` and ``name``).
         difficulty: 1-3; noise strength of the noise types (the others stride frames at evaluation instead).
-        **options: module options (``crop``, ``quantize``).
+        **options: module options (``crop``, ``quantize``, ``h264``: the released videos' H.264 round trip, CPU).
 
     Returns:
         Frames, shape (B, T, 3, h, w), same dtype and device, in [0, 1]; T = 31 except translate (41 / 31 / 16 for

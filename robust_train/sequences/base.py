@@ -40,6 +40,9 @@ class PerturbationSequence(nn.Module):
         crop: centre-crop size of the frames; the input is then the larger context image (ImageNet-P: Resize(256)
             input, ``crop=224``). ``None`` keeps the input size.
         quantize: truncate frames to 8 bit (the original saved uint8 PNG frames).
+        h264: emulate the released videos: encode and decode every sequence with libx264 as the original did
+            (:mod:`robust_train.sequences.h264`; CPU, host-side, a thread pool over sequences, 0.6-4 s per
+            31-frame 224-px sequence and core). Needs PyAV with libx264. Implies 8-bit frames.
         seed: seed of the module's generator for :meth:`sample_params` (``None``: global generator).
 
     Class attributes:
@@ -59,6 +62,7 @@ class PerturbationSequence(nn.Module):
         crop: int | None = None,
         quantize: bool = True,
         seed: int | None = None,
+        h264: bool = False,
     ) -> None:
         super().__init__()
         if preset != "auto" and preset not in PRESETS:
@@ -71,6 +75,12 @@ class PerturbationSequence(nn.Module):
         self.difficulty = int(difficulty)
         self.crop = None if crop is None else int(crop)
         self.quantize = bool(quantize)
+        self.h264 = bool(h264)
+        if self.h264:
+            from .h264 import h264_available
+
+            if not h264_available():
+                raise RuntimeError("h264=True needs PyAV with the libx264 encoder (pip install av)")
         self.generator = None if seed is None else torch.Generator().manual_seed(check_seed(seed))
         self.last_params: Params | None = None
 
@@ -121,10 +131,17 @@ class PerturbationSequence(nn.Module):
         self.last_params = params
         xc, out_dtype = to_compute_dtype(x)
         out = self.frames(xc, params["seed"], self.resolve_preset(x))
-        if self.quantize:
+        if self.quantize or self.h264:
             out = truncate_uint8(out)
+        if self.h264:
+            from .h264 import h264_roundtrip
+
+            out = h264_roundtrip(out, noise=self.noise)
         return out.clamp(0.0, 1.0).to(out_dtype)
 
     @override
     def extra_repr(self) -> str:
-        return f"preset={self.preset!r}, difficulty={self.difficulty}, crop={self.crop}, quantize={self.quantize}"
+        return (
+            f"preset={self.preset!r}, difficulty={self.difficulty}, crop={self.crop}, quantize={self.quantize}, "
+            f"h264={self.h264}"
+        )

@@ -18,6 +18,7 @@ from robust_train.functional import digital as F
 
 from .._helpers import PHOTOS, photo_at, to_tensor, to_uint8
 from .._reference import imagenet_c
+from ._scipy10 import map_coordinates_scipy10_reflect
 from .common import CommonCorruptionTests, natural_batch
 
 PRESET_SIZE = {"imagenet": 224, "tinyimagenet": 64, "cifar": 32}
@@ -471,9 +472,18 @@ def _fixed_point_positions(m: np.ndarray, h: int, w: int) -> tuple[np.ndarray, n
 
 
 def _elastic_reference(
-    img: np.ndarray, alpha: float, sigma: float, offsets: np.ndarray, noise: np.ndarray, fixed_point: bool = True
+    img: np.ndarray,
+    alpha: float,
+    sigma: float,
+    offsets: np.ndarray,
+    noise: np.ndarray,
+    fixed_point: bool = True,
+    reflect_rule: str = "scipy_1.0",
 ) -> np.ndarray:
-    """The original algorithm (spec 2.18) around cv2 / skimage / scipy, fed with given random draws."""
+    """The original algorithm (spec 2.18) around cv2 / skimage / scipy, fed with given random draws.
+
+    ``reflect_rule="scipy_1.0"``: the final ``map_coordinates`` is the NumPy transcription of SciPy 1.0's (the
+    released data's); ``"scipy_1.6"``: the installed SciPy's."""
     import cv2
     from scipy.ndimage import map_coordinates
     from skimage.filters import gaussian
@@ -500,20 +510,29 @@ def _elastic_reference(
     dy = (gaussian(noise[1], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)[..., None]
     x, y, z = np.meshgrid(np.arange(shape[1]), np.arange(shape[0]), np.arange(shape[2]))
     idx = np.reshape(y + dy, (-1, 1)), np.reshape(x + dx, (-1, 1)), np.reshape(z, (-1, 1))
-    out = np.clip(map_coordinates(image, idx, order=1, mode="reflect").reshape(shape), 0, 1) * 255
+    if reflect_rule == "scipy_1.0":
+        warped = map_coordinates_scipy10_reflect(image, np.stack([i[:, 0] for i in idx]))
+    else:
+        warped = map_coordinates(image, idx, order=1, mode="reflect")
+    out = np.clip(warped.reshape(shape), 0, 1) * 255
     return out
 
 
-def _elastic_pair(img: np.ndarray, severity: int, preset: str, seed: int, fixed_point: bool = True):
+def _elastic_pair(
+    img: np.ndarray, severity: int, preset: str, seed: int, fixed_point: bool = True, reflect_rule: str = "scipy_1.0"
+):
     """Our module output and the reference transcription fed with the module's own draws (raw float [0, 255])."""
-    op = ElasticTransform(severity=severity, preset=preset, quantize=False, opencv_fixed_point=fixed_point)
+    op = ElasticTransform(
+        severity=severity, preset=preset, quantize=False, opencv_fixed_point=fixed_point, reflect_rule=reflect_rule
+    )
     params = op.params_for_indices(torch.tensor([seed]), seed=7)
     x = to_tensor(img)
     out = op(x, params)[0].permute(1, 2, 0).double().numpy() * 255
     h, w = img.shape[:2]
     noise = (field_uniform_for(op, params, h, w) * 2 - 1)[0].numpy()
     alpha, sigma, _ = _table_row(ElasticTransform, preset, severity)
-    ref = _elastic_reference(img, alpha, sigma, op.offsets(params, preset)[0].numpy(), noise, fixed_point)
+    offsets = op.offsets(params, preset)[0].numpy()
+    ref = _elastic_reference(img, alpha, sigma, offsets, noise, fixed_point, reflect_rule)
     return out, ref
 
 
@@ -548,6 +567,46 @@ def test_elastic_float_positions_match_current_opencv(preset: str) -> None:
     out, ref = _elastic_pair(photo_at("rocket", PRESET_SIZE[preset]), 1, preset, seed=3, fixed_point=False)
     assert np.abs(out - ref).max() < 0.05
     assert _agree(np.uint8(out + 1e-6), np.uint8(ref), tol=1) == 1.0
+
+
+@pytest.mark.parametrize("preset", ["cifar", "tinyimagenet"])
+def test_elastic_scipy16_rule_matches_installed_scipy(preset: str) -> None:
+    """``reflect_rule="scipy_1.6"`` is today's ``map_coordinates(mode='reflect')`` (half-sample symmetric)."""
+    for severity in (2, 5):
+        img = photo_at("chelsea", PRESET_SIZE[preset])
+        _check_elastic(*_elastic_pair(img, severity, preset, seed=severity, reflect_rule="scipy_1.6"))
+
+
+def test_scipy10_transcription_differs_from_installed_scipy_only_beside_the_grid() -> None:
+    """The transcription equals today's SciPy inside the grid and beyond one pixel outside it; in between it is
+    SciPy 1.0's rule (taps folded reflect-101)."""
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(0)
+    img = rng.random((7, 9))
+    inside = np.stack([rng.uniform(0, 6, 500), rng.uniform(0, 8, 500)])
+    assert np.array_equal(map_coordinates_scipy10_reflect(img, inside), map_coordinates(img, inside, order=1))
+    far = np.stack([rng.uniform(-5.9, -1, 500), rng.uniform(9, 16.9, 500)])
+    assert np.allclose(map_coordinates_scipy10_reflect(img, far), map_coordinates(img, far, order=1, mode="reflect"))
+    line = np.arange(8.0)
+    got = map_coordinates_scipy10_reflect(line, np.array([[-0.3, 7.3, -1.0, 8.0]]))
+    assert np.allclose(got, [0.3 * 0 + 0.7 * 1, 0.7 * 7 + 0.3 * 6, 0.0, 7.0])
+
+
+def test_elastic_reflect_rules_differ_only_where_positions_leave_the_grid() -> None:
+    x = to_tensor(photo_at("astronaut", 32))
+    outs = {}
+    for rule in ("scipy_1.0", "scipy_1.6"):
+        op = ElasticTransform(severity=5, preset="cifar", quantize=False, reflect_rule=rule)
+        outs[rule] = op(x, op.params_for_indices(torch.tensor([4]), seed=2))
+    diff = (outs["scipy_1.0"] - outs["scipy_1.6"]).abs()[0].amax(0)
+    ring = torch.ones_like(diff, dtype=torch.bool)
+    ring[2:-2, 2:-2] = False
+    assert float(diff.max()) > 10 / 255  # the rules matter
+    assert bool((diff > 0).any()) and float((diff > 0).float().mean()) < 0.15
+    assert float((diff > 0)[ring].float().sum()) >= 0.9 * float((diff > 0).float().sum())  # near the border
+    with pytest.raises(ValueError, match="reflect_rule"):
+        ElasticTransform(reflect_rule="scipy")
 
 
 @pytest.mark.slow
@@ -618,11 +677,24 @@ def test_elastic_bad_args() -> None:
 
 
 def _original_with_our_draws(
-    monkeypatch: pytest.MonkeyPatch, img: np.ndarray, severity: int, offsets: np.ndarray, noise: np.ndarray
+    monkeypatch: pytest.MonkeyPatch,
+    img: np.ndarray,
+    severity: int,
+    offsets: np.ndarray,
+    noise: np.ndarray,
+    scipy10: bool = False,
 ) -> np.ndarray:
-    """``imagenet_c.elastic_transform`` itself, with ``np.random.uniform`` replaced by our draws, in call order."""
+    """``imagenet_c.elastic_transform`` itself, with ``np.random.uniform`` replaced by our draws, in call order
+    (and, with ``scipy10``, its ``map_coordinates`` by the SciPy 1.0 transcription)."""
     ref_mod = imagenet_c()
     draws = [offsets, noise[0], noise[1]]
+    if scipy10:
+
+        def old_map_coordinates(image, coords, order, mode):
+            assert order == 1 and mode == "reflect"
+            return map_coordinates_scipy10_reflect(image, np.stack([np.ravel(c) for c in coords]))
+
+        monkeypatch.setattr(ref_mod, "map_coordinates", old_map_coordinates)
 
     def fake_uniform(low, high, size=None):
         value = draws.pop(0)
@@ -637,14 +709,18 @@ def _original_with_our_draws(
 
 
 def _check_against_original(monkeypatch: pytest.MonkeyPatch, photo: str, severity: int, index: int) -> None:
+    """Our op against the original code run on the installed SciPy (``reflect_rule="scipy_1.6"``) and, with its
+    ``map_coordinates`` replaced by the SciPy 1.0 transcription, against our default rule."""
     img = photo_at(photo, 224)
-    for fixed_point in (False, True):
-        op = ElasticTransform(severity=severity, preset="imagenet", quantize=False, opencv_fixed_point=fixed_point)
+    for fixed_point, rule in ((False, "scipy_1.6"), (True, "scipy_1.6"), (True, "scipy_1.0")):
+        op = ElasticTransform(
+            severity=severity, preset="imagenet", quantize=False, opencv_fixed_point=fixed_point, reflect_rule=rule
+        )
         params = op.params_for_indices(torch.tensor([index]), seed=severity)
         out = op(to_tensor(img), params)[0].permute(1, 2, 0).double().numpy() * 255
         noise = (field_uniform_for(op, params, 224, 224) * 2 - 1)[0].numpy()
         offsets = op.offsets(params, "imagenet")[0].numpy()
-        ref = _original_with_our_draws(monkeypatch, img, severity, offsets, noise)
+        ref = _original_with_our_draws(monkeypatch, img, severity, offsets, noise, scipy10=rule == "scipy_1.0")
         diff = np.abs(out - ref)
         if not fixed_point:  # today's OpenCV computes float positions: same maths up to float32 round-off
             assert diff.max() < 0.05 and _agree(np.uint8(out + 1e-6), np.uint8(ref), tol=0) >= 0.99
