@@ -71,7 +71,11 @@ def _check_finite_logits(x: Tensor, name: str) -> None:
     """NaN / inf logits would be counted as predictions of one class by ``argmax``: refuse them."""
     if not isinstance(x, Tensor):
         raise ArgumentTypeError(f"{name}: expected a tensor, got {type(x).__name__}")
-    if x.is_floating_point() and x.numel() and not bool(torch.isfinite(x).all()):
+    if not x.is_floating_point() or not x.numel() or torch.compiler.is_compiling():
+        return
+    if x.device.type != "cpu":  # on a device the check must not stall the stream
+        torch._assert_async(torch.isfinite(x).all(), f"{name}: contains NaN or infinite values")
+    elif not bool(torch.isfinite(x).all()):
         what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
         raise ArgumentError(f"{name}: contains {what}; the model's outputs are not usable as predictions")
 
@@ -450,11 +454,9 @@ def _confidences(probs: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     p = probs.double()
     if p.shape[0] == 0:  # an empty batch (a DDP rank with an empty shard) adds nothing
         return p.new_zeros(0), p.new_zeros(0)
-    is_prob = (
-        bool(p.min() >= 0) and bool(p.max() <= 1) and torch.allclose(p.sum(-1), torch.ones_like(p[:, 0]), atol=1e-4)
-    )
-    if not is_prob:
-        p = p.softmax(-1)
+    # probabilities or logits, decided on the device (a tensor select, no host read)
+    is_prob = (p.min() >= 0) & (p.max() <= 1) & ((p.sum(-1) - 1.0).abs() <= 1e-4 + 1e-5).all()
+    p = torch.where(is_prob, p, p.softmax(-1))
     conf, pred = p.max(-1)
     return conf, (pred == target.to(pred.device)).double()
 
