@@ -9,7 +9,7 @@ multiplications wrap modulo 2**32, as they do on every PyTorch backend; ``kernel
 
 Uniforms carry 24 random bits, ``(k + 0.5) / 2**24``, and never hit 0 or 1 (float32 rounds the upper half to an
 even grid and the top value is clamped below 1; see :func:`_unit_`). Normals use Box-Muller on pairs of counters.
-On the CPU, fields are produced in cache-sized blocks with in-place integer arithmetic (:data:`~robust_train.functional._execution.CPU_BLOCK`); the
+On the CPU, fields are produced in cache-sized blocks with in-place integer arithmetic (``_execution.CPU_BLOCK``); the
 values do not depend on the blocking.
 Small per-sample parameter draws (angles, crop offsets) use :func:`draw_uniform`, which builds 53-bit
 ``float64`` uniforms on the CPU from two hashes.
