@@ -7,12 +7,16 @@ TorchInductor can compile into a single loop: OpenMP + SIMD C++ on the CPU, Trit
 the reference; the compiled one computes the same expression, so the two agree exactly on integer (hash) maths and to
 within float rounding elsewhere (``tests/functional/test_fused.py`` checks every fused kernel against its eager run).
 
-When compiled code runs (:func:`fusion_enabled`):
+When compiled code runs:
 
-* mode ``"off"``: never; ``"on"``: on every device; ``"auto"`` (default): on CUDA only. On the CPU the first call of
-  each kernel per input signature costs a C++ compile (seconds, cached on disk by Inductor across processes), so
-  CPU users opt in: ``robust_train.set_fusion("on")``, ``with robust_train.fusion("on"):`` or the environment
-  variable ``ROBUST_TRAIN_FUSION=on`` read at import. ``benchmarks/corruptions.py`` times corruptions with fusion on.
+* mode ``"off"``: never; ``"on"``: always, on every device (``fusion_enabled``); ``"auto"`` (default): **tiered**, as
+  a JIT does. A compile costs seconds per kernel and input signature (shapes, dtypes, constants, device; cached on
+  disk by Inductor across processes), so a kernel is compiled only once it pays for itself: on the CPU when the eager
+  runs of that signature have taken :data:`TIER_CPU_SECONDS` in total (long jobs such as evaluation suites and
+  training get compiled kernels; one-off calls never wait for a compiler), on an accelerator from the
+  :data:`TIER_DEVICE_CALLS`-th call of the signature (there each eager op is a kernel launch). Set the mode with
+  ``robust_train.set_fusion``, ``with robust_train.fusion(...)`` or ``ROBUST_TRAIN_FUSION`` (read at import);
+  ``ROBUST_TRAIN_FUSION_TIER_SECONDS`` overrides the CPU budget.
 * never while autograd records (an input requires grad and grad mode is on): the differentiable path is the eager
   reference with its documented gradients;
 * never inside an outer ``torch.compile`` (the outer graph inlines the eager function instead).
@@ -22,7 +26,9 @@ per kernel and device type, and is not compiled again in that process.
 
 Because compiled float maths may round differently in the last bit, an output value that lies within one float
 ulp of an 8-bit boundary can land one level apart between fusion on and off (measured: a few pixels per million).
-Replay (same seed, same output) holds within one mode.
+Replay (same seed, same output) holds within ``"on"`` and within ``"off"``; under ``"auto"`` a signature switches
+once, from eager to compiled, so a replay across that switch can differ in those rare values. Integer maths (counter
+hashes, window sums) is identical in every mode.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -38,7 +45,17 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-__all__ = ["FUSION_MODES", "fused", "fused_runs", "fusion", "fusion_enabled", "get_fusion", "set_fusion"]
+__all__ = [
+    "FUSION_MODES",
+    "TIER_CPU_SECONDS",
+    "TIER_DEVICE_CALLS",
+    "fused",
+    "fused_runs",
+    "fusion",
+    "fusion_enabled",
+    "get_fusion",
+    "set_fusion",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,7 +81,7 @@ _MODE = _normalise(os.environ.get("ROBUST_TRAIN_FUSION", "auto") or "auto")
 
 
 def set_fusion(mode: str | bool) -> None:
-    """Set the process-wide fusion mode: ``"auto"`` (CUDA only), ``"on"``, ``"off"`` or a bool.
+    """Set the process-wide fusion mode: ``"auto"`` (tiered), ``"on"``, ``"off"`` or a bool.
 
     Example:
         >>> set_fusion("off"); get_fusion()
@@ -100,24 +117,77 @@ def fusion(mode: str | bool) -> Iterator[None]:
 
 
 def fusion_enabled(device: torch.device | str) -> bool:
-    """Whether fused kernels compile for tensors on ``device`` under the current mode."""
+    """Whether callers should pick the formulation written for compiled kernels, for tensors on ``device``.
+
+    Mode ``"on"``: everywhere; ``"auto"``: on CUDA (where kernels compile from their second call); ``"off"``: never.
+    On the CPU under ``"auto"`` the eager formulation is kept and each :func:`fused` kernel is compiled once it pays
+    for itself.
+    """
     if _MODE == "off":
         return False
-    if _MODE == "on":
-        return True
-    return torch.device(device).type == "cuda"
+    return _MODE == "on" or torch.device(device).type == "cuda"
+
+
+#: ``"auto"`` on the CPU: compile a kernel's signature once its eager runs have taken this long in total (seconds).
+TIER_CPU_SECONDS = float(os.environ.get("ROBUST_TRAIN_FUSION_TIER_SECONDS", "2.0") or 2.0)
+#: ``"auto"`` on accelerators: compile a kernel's signature from this call on.
+TIER_DEVICE_CALLS = 2
+
+
+class _Tier:
+    """Per (kernel, signature) eager time and call count of the ``"auto"`` mode, and the decision to compile."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[Any, ...], list[float]] = {}
+
+    def hot(self, key: tuple[Any, ...], device_type: str) -> bool:
+        with _LOCK:
+            rec = self.seen.get(key)
+        if rec is None:
+            return False
+        if device_type == "cpu":
+            return rec[0] >= TIER_CPU_SECONDS
+        return rec[1] + 1 >= TIER_DEVICE_CALLS
+
+    def record(self, key: tuple[Any, ...], seconds: float) -> None:
+        with _LOCK:
+            rec = self.seen.setdefault(key, [0.0, 0])
+            rec[0] += seconds
+            rec[1] += 1
+
+
+_TIER = _Tier()
+
+
+def _signature(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """What a compiled variant is specialised on: shapes, dtypes and devices of tensors, other values as they are."""
+    sig: list[Any] = [name, torch.get_num_threads()]
+    for a in args:
+        if isinstance(a, Tensor):
+            sig.append((tuple(a.shape), a.dtype, a.device.type))
+        elif isinstance(a, (int, float, bool, str, type(None), tuple)):
+            sig.append(a)
+        else:
+            sig.append(type(a).__name__)
+    sig.extend(sorted((k, v if isinstance(v, (int, float, bool, str, tuple)) else repr(v)) for k, v in kwargs.items()))
+    return tuple(sig)
+
+
+def _eligible(tensors: tuple[Tensor, ...]) -> bool:
+    """A compiled kernel may run: no outer ``torch.compile`` traces and autograd does not record."""
+    if not tensors or torch.compiler.is_compiling():
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
 def fused_runs(*tensors: Tensor) -> bool:
-    """Whether a :func:`fused` kernel called with these tensor arguments runs compiled (not its eager body).
+    """Whether :func:`fused` kernels called with these tensor arguments run the compiled formulation.
 
-    True when fusion is enabled for the first tensor's device, no outer ``torch.compile`` is tracing and autograd
-    does not record (no tensor requires grad, or grad mode is off). Callers use it to choose between a fused kernel
-    and a faster-in-eager formulation of the same maths.
+    True when :func:`fusion_enabled` for the first tensor's device, no outer ``torch.compile`` is tracing and autograd does
+    not record (no tensor requires grad, or grad mode is off). Callers use it to choose between a fused kernel and a
+    faster-in-eager formulation of the same maths.
     """
-    if not tensors or not fusion_enabled(tensors[0].device) or torch.compiler.is_compiling():
-        return False
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+    return bool(tensors) and fusion_enabled(tensors[0].device) and _eligible(tensors)
 
 
 def _first_tensor(args: tuple[Any, ...]) -> Tensor | None:
@@ -191,11 +261,18 @@ def fused(fn: F | None = None, *, release_gil: bool = False) -> Any:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         t = _first_tensor(args)
-        if t is None or not fused_runs(*(a for a in args if isinstance(a, Tensor))):
+        if t is None or _MODE == "off" or not _eligible(tuple(a for a in args if isinstance(a, Tensor))):
             return fn(*args, **kwargs)
         key = (name, t.device.type)
         if key in _BROKEN:
             return fn(*args, **kwargs)
+        if _MODE == "auto":  # tiered: eager until the signature has paid for a compile
+            sig = _signature(name, args, kwargs)
+            if not _TIER.hot(sig, t.device.type):
+                start = time.perf_counter()
+                out = fn(*args, **kwargs)
+                _TIER.record(sig, time.perf_counter() - start)
+                return out
         try:
             with _RECOMPILE_LIMIT:
                 return compiled()(*args, **kwargs)

@@ -196,3 +196,47 @@ def test_jpeg_forward_keeps_thread_count_and_output() -> None:
         assert torch.equal(y, D.jpeg_compression(x, torch.full((4,), 58)))
     finally:
         torch.set_num_threads(before)
+
+
+def test_auto_mode_compiles_a_signature_once_it_pays_for_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robust_train.functional import _fused
+
+    compiled: list[str] = []
+
+    def fake_compile(fn, **kwargs):  # noqa: ANN001, ANN202 - records the compile instead of running Inductor
+        compiled.append(fn.__name__)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(_fused, "TIER_CPU_SECONDS", 0.05)
+
+    @fused
+    def slow_kernel(x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(0.02)  # an eager run costs 20 ms
+        return x + 1
+
+    with fusion("auto"):
+        x = torch.zeros(3)
+        for _ in range(2):
+            slow_kernel(x)
+        assert compiled == []  # 40 ms of eager time: below the budget, never waited for a compiler
+        slow_kernel(x)  # 60 ms: pays for a compile from the next call
+        assert compiled == []
+        slow_kernel(x)
+        assert compiled == ["slow_kernel"]
+        slow_kernel(torch.zeros(4))  # a new signature starts eager again
+        with fusion("off"):
+            slow_kernel(x)
+    assert torch.equal(slow_kernel(x), x + 1)
+
+
+def test_auto_mode_on_devices_compiles_from_the_second_call() -> None:
+    from robust_train.functional import _fused
+
+    tier = _fused._Tier()
+    key = ("k", 1)
+    assert not tier.hot(key, "cuda")
+    tier.record(key, 0.0)
+    assert tier.hot(key, "cuda") and not tier.hot(key, "cpu")
