@@ -30,9 +30,10 @@ import torch
 from torch import Tensor, nn
 
 from ..functional._checks import check_batch_param, check_image, check_int, check_per_sample, check_range, check_seed
-from ..functional._common import single_omp_thread, to_compute_dtype, truncate_uint8
-from ..functional._fused import fusion_enabled
+from ..functional._common import truncate_uint8
 from ..functional._rng import combine_seeds, draw_uniform, stream_id
+from . import execution
+from .execution import CpuPolicy
 from .params import Params
 
 __all__ = [
@@ -195,21 +196,13 @@ class Corruption(nn.Module):
     table: ClassVar[SeverityTable | None] = None
     differentiable: ClassVar[bool] = True
     gradient: ClassVar[str] = "exact"
-    #: On the CPU, ``forward`` runs the batch in chunks of about this many bytes of input (cache blocking).
-    #: ``None``: never chunk (corruptions dominated by per-call overhead rather than memory traffic).
-    cpu_chunk_bytes: ClassVar[int | None] = 4 * 2**20
+    #: Execution policy on the CPU (chunking, host threads): :class:`~robust_train.corruptions.execution.CpuPolicy`.
+    cpu: ClassVar[CpuPolicy] = CpuPolicy()
     #: ``apply`` already returns values on the 8-bit grid ``k / 255`` (exact 8-bit models such as JPEG and
     #: pixelate): the ``quantize`` truncation would be the identity and is skipped (tested per corruption).
     output_on_grid: ClassVar[bool] = False
-    #: The CPU hot path is fully fused (single-pass compiled kernels): with fusion on for the device the batch runs
-    #: in one piece, since the per-chunk call overhead then costs more than cache blocking saves (measured at
-    #: 224 px, batch 64: impulse noise 0.14 -> 0.09, frost 0.21 -> 0.15, contrast 0.12 -> 0.10 ms/image).
-    unchunked_when_fused: ClassVar[bool] = False
-    #: The CPU work runs in host threads of the corruption's own (the JPEG codec): the forward's torch ops run with
-    #: one OpenMP thread (:func:`~robust_train.functional._common.single_omp_thread`).
-    cpu_host_threads: ClassVar[bool] = False
-    #: ``apply`` checks the value range (NaN, outside [0, 1]) itself, from a pass over the image it makes anyway (the
-    #: JPEG codec's uint8 conversion); the forward then checks only shape and dtype up front.
+    #: ``apply`` checks the value range (NaN, outside [0, 1]) itself, from a pass over the image it makes anyway;
+    #: the execution layer then checks only shape and dtype up front.
     checks_values_in_apply: ClassVar[bool] = False
 
     def __init__(
@@ -364,44 +357,10 @@ class Corruption(nn.Module):
         Returns:
             (B, 3, H, W), same dtype and device as ``x``, in [0, 1].
         """
-        if self.cpu_host_threads and x.device.type == "cpu" and not torch.compiler.is_compiling():
-            with single_omp_thread():
-                return self._forward(x, params)
-        return self._forward(x, params)
-
-    def _forward(self, x: Tensor, params: Params | None) -> Tensor:
-        check_image(x, check_values=not self.checks_values_in_apply)
-        params = Params.for_batch(params, x.shape[0], self.sample_params)
+        check_image(x, check_values=False)
+        params = Params.for_batch(params, x.shape[0], self.sample_params)  # host (CPU) parameters
         self.last_params = params
-        dev = params  # host parameters: the functional ops plan from them and copy what the maths needs to the device
-        xc, out_dtype = to_compute_dtype(x)
-        b = xc.shape[0]
-        chunk = None if self.unchunked_when_fused and fusion_enabled(xc.device) else self.cpu_chunk_bytes
-        if xc.device.type == "cpu" and b > 1 and chunk is not None and not torch.compiler.is_compiling():
-            # CPU cache blocking: elementwise-heavy corruptions are memory bound; chunks of a few MB stay in cache.
-            # Parameters are per sample, so chunking never changes what a sample receives.
-            n = max(1, chunk // max(1, xc[0].numel() * xc.element_size()))
-            if n < b:
-                # each chunk's result is copied into the output while it is still in cache (no final torch.cat)
-                def run(i: int) -> Tensor:
-                    return self._run(xc[i : i + n], dev.index(slice(i, i + n)))
-
-                first = run(0)
-                if first.requires_grad:  # autograd records: keep the graph
-                    return torch.cat([first] + [run(i) for i in range(n, b, n)]).to(out_dtype)
-                out = torch.empty(x.shape, dtype=out_dtype, device=x.device)
-                out[:n].copy_(first)
-                for i in range(n, b, n):
-                    out[i : i + n].copy_(run(i))
-                return out
-        return self._run(xc, dev).to(out_dtype)
-
-    def _run(self, x: Tensor, params: Params) -> Tensor:
-        out = self.finish(self.apply(x, params))
-        gate = params["apply"]
-        if not torch.compiler.is_compiling() and gate.device.type == "cpu" and bool(gate.all()):
-            return out  # a host read of host parameters: no device sync
-        return torch.where(gate.to(x.device).view(-1, 1, 1, 1), out, x)
+        return execution.run(self, x, params)
 
     def finish(self, out: Tensor) -> Tensor:
         """Output stage: optional 8-bit truncation, then optional JPEG round trip."""

@@ -14,6 +14,7 @@ from torch import Tensor
 from ..functional import digital as F
 from ..functional._rng import draw_uniform, field_uniform
 from .base import Corruption, SeverityTable
+from .execution import CpuPolicy
 from .params import Params
 from .suites import CORRUPTIONS
 
@@ -43,7 +44,7 @@ class Contrast(Corruption):
     """
 
     name = "contrast"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "digital"
     table = SeverityTable(
         ("factor",),
@@ -145,8 +146,9 @@ class JpegCompression(Corruption):
     family = "digital"
     gradient = "surrogate"
     output_on_grid = True  # decoded 8-bit pixels
-    cpu_host_threads = True  # the codec threads do the work; the torch ops around them use one OpenMP thread
-    cpu_chunk_bytes = None  # no cache blocking: the codec works per image, split over the torch threads
+    # the codec threads do the work (the torch ops around them use one OpenMP thread); no cache blocking: the codec
+    # works per image, split over the torch threads
+    cpu = CpuPolicy(chunk_bytes=None, host_threads=True)
     checks_values_in_apply = True  # the codec's uint8 conversion computes the range
     table = SeverityTable(
         ("quality",),
@@ -204,7 +206,7 @@ class Pixelate(Corruption):
     family = "digital"
     gradient = "straight-through"
     output_on_grid = True  # Pillow's 8-bit resampling model
-    cpu_chunk_bytes = None  # no cache blocking: per-call overhead outweighs it (0.21 -> 0.14 ms/image at 224 px)
+    cpu = CpuPolicy(chunk_bytes=None)  # no cache blocking: per-call overhead outweighs it (0.21 -> 0.14 ms/image)
     checks_values_in_apply = True  # the fused width pass computes the range on the way
     table = SeverityTable(
         ("factor",),

@@ -15,6 +15,7 @@ from torch import Tensor
 from ..functional import _dispatch
 from ..functional import noise as F
 from .base import Corruption, Severity, SeverityTable
+from .execution import CpuPolicy
 from .params import Params
 from .suites import CORRUPTIONS
 
@@ -59,7 +60,7 @@ class GaussianNoise(_KernelBackendMixin):
     """
 
     name = "gaussian_noise"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "noise"
     gradient = "exact"
     table = SeverityTable(
@@ -105,7 +106,7 @@ class ShotNoise(Corruption):
     """
 
     name = "shot_noise"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "noise"
     gradient = "surrogate"
     table = SeverityTable(
@@ -148,7 +149,7 @@ class ImpulseNoise(Corruption):
     """
 
     name = "impulse_noise"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "noise"
     gradient = "exact"
     table = SeverityTable(
@@ -189,7 +190,7 @@ class SpeckleNoise(_KernelBackendMixin):
     """
 
     name = "speckle_noise"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "noise"
     gradient = "exact"
     table = SeverityTable(

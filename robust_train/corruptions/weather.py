@@ -14,6 +14,7 @@ from torch import Tensor
 from ..functional import weather as F
 from ..functional._rng import draw_uniform
 from .base import Corruption, SeverityTable
+from .execution import CpuPolicy
 from .params import Params
 from .suites import CORRUPTIONS
 
@@ -64,7 +65,7 @@ class Brightness(WeatherCorruption):
     """
 
     name = "brightness"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "weather"
     table = SeverityTable(
         ("value",),
@@ -105,7 +106,7 @@ class Fog(WeatherCorruption):
     """
 
     name = "fog"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "weather"
     table = SeverityTable(
         ("strength", "wibbledecay"),
@@ -156,7 +157,7 @@ class Frost(WeatherCorruption):
     """
 
     name = "frost"
-    unchunked_when_fused = True
+    cpu = CpuPolicy(unchunked_when_fused=True)
     family = "weather"
     table = SeverityTable(
         ("image_weight", "frost_weight"),
@@ -227,7 +228,7 @@ class Spatter(WeatherCorruption):
     family = "weather"
     # chunks of 16 MB (27 images at 224 px): the water map's ~100 ops per chunk (Canny, chamfer steps) cost less
     # per image than with 4 MB chunks (1.49 -> 1.25 ms/image at 224 px), the 3x3 stencils still stay in cache
-    cpu_chunk_bytes = 16 * 2**20
+    cpu = CpuPolicy(chunk_bytes=16 * 2**20)
     table = SeverityTable(
         ("loc", "scale", "sigma", "threshold", "intensity", "mud"),
         imagenet=[

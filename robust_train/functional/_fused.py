@@ -183,9 +183,9 @@ def _eligible(tensors: tuple[Tensor, ...]) -> bool:
 def fused_runs(*tensors: Tensor) -> bool:
     """Whether :func:`fused` kernels called with these tensor arguments run the compiled formulation.
 
-    True when :func:`fusion_enabled` for the first tensor's device, no outer ``torch.compile`` is tracing and autograd does
-    not record (no tensor requires grad, or grad mode is off). Callers use it to choose between a fused kernel and a
-    faster-in-eager formulation of the same maths.
+    True when :func:`fusion_enabled` for the first tensor's device, no outer ``torch.compile`` is tracing and
+    autograd does not record (no tensor requires grad, or grad mode is off). Callers use it to choose between a
+    fused kernel and a faster-in-eager formulation of the same maths.
     """
     return bool(tensors) and fusion_enabled(tensors[0].device) and _eligible(tensors)
 

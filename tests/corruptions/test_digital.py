@@ -428,7 +428,9 @@ def test_pixelate_rounding_shortcut_is_pillows_fixed_point() -> None:
         sums = torch.arange(255 * count + 1, dtype=torch.int64)
         ref = ((sums * k + (1 << 21)) >> 22).clamp(0, 255).to(torch.float32)
         bias = torch.tensor([count / 2 - (0.0 if k * count >= 1 << 22 else 0.25)])
-        ours = F._round_pass(sums.to(torch.float32), torch.tensor([float(count)]), bias, torch.tensor([float(k)]))
+        ours = F._round_pass(
+            sums.to(torch.float32), torch.tensor([float(count)]), bias, torch.tensor([float(k)]), count
+        )
         assert torch.equal(ours, ref), count
 
 
