@@ -4,6 +4,7 @@
 #   make test        install what is missing (incl. test extras), then run the default test suite
 #   make test-full   ... including slow tests (reference parity, DDP, sweeps)
 #   make test-gpu    ... GPU tests only
+#   make gpu-check   GPU tests + CUDA benchmarks + end-to-end ImageNet-C evaluation (benchmarks/gpu_check.sh)
 #   make lint        ruff check + format check
 #   make bench       benchmarks (writes benchmarks/results/)
 
@@ -24,7 +25,7 @@ PYTEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ROBUST_TRAIN_FUSION_TIER_SECON
 PYTEST_ARGS ?=
 TRAIN_ARGS ?=
 
-.PHONY: help install install-test torch data reference train test test-full test-gpu lint format bench clean
+.PHONY: help install install-test torch data reference train test test-full test-gpu gpu-check lint format bench clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## .*$$' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -91,6 +92,9 @@ test-full: install-test data ## run every test except GPU ones (slow included)
 test-gpu: install-test ## run the GPU tests (skip without CUDA)
 	$(PYTHON) -m pytest -m gpu -q $(PYTEST_ARGS)
 
+gpu-check: install-test ## all GPU checks in one go (GPU tests, CUDA benchmarks, end-to-end ImageNet-C): needs CUDA
+	PYTHON=$(PYTHON) bash benchmarks/gpu_check.sh
+
 lint: install-test ## ruff lint and format check
 	$(PYTHON) -m ruff check robust_train tests benchmarks
 	$(PYTHON) -m ruff format --check robust_train tests benchmarks
@@ -102,7 +106,7 @@ format: install-test ## ruff autofix and format
 BENCH_ARGS ?=
 bench: install-test ## run every benchmark script (see benchmarks/README.md; run on a quiet machine)
 	@for f in benchmarks/[a-z]*.py; do \
-		case "$$f" in benchmarks/common.py|benchmarks/reference.py) continue;; esac; \
+		case "$$f" in benchmarks/common.py|benchmarks/reference.py|benchmarks/gpu_check.sh) continue;; esac; \
 		echo ">> $(PYTHON) $$f $(BENCH_ARGS)"; $(PYTHON) $$f $(BENCH_ARGS) || exit $$?; \
 	done
 
