@@ -38,9 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_list.set_defaults(func=cmd_list)
 
     p_exp = sub.add_parser("export", help="write a corrupted dataset in the released layout")
-    p_exp.add_argument("--data", required=True, help="data config name (conf/data/<name>.yaml)")
+    p_exp.add_argument(
+        "--data", required=True, help="data config name (data/<name>.yaml: ./conf or the packaged robust_train/conf)"
+    )
     p_exp.add_argument("--out", required=True, help="output folder")
-    p_exp.add_argument("--suite", default="c15", help="evaluation suite (conf/eval/<name>.yaml) or YAML path")
+    p_exp.add_argument("--suite", default="c15", help="evaluation suite (eval/<name>.yaml) or YAML path")
     p_exp.add_argument("--corruptions", type=_csv, default=None, help="comma-separated names (overrides the suite)")
     p_exp.add_argument("--severities", type=lambda s: [int(v) for v in _csv(s)], default=None, help="e.g. 1,2,3,4,5")
     p_exp.add_argument("--layout", choices=("cifar_c", "imagenet_c"), default="cifar_c")
@@ -94,7 +96,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _build_dataset(data: str, overrides: Sequence[str], split: str):  # noqa: ANN202
-    """Instantiate ``conf/data/<data>.yaml`` (composed through ``train.yaml``) and return its eval dataset."""
+    """Instantiate ``data/<data>.yaml`` (composed through ``train.yaml``) and return its eval dataset."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
