@@ -1,8 +1,10 @@
 """Models (layer 3): CIFAR-resolution nets registered with timm, and the ``RobustClassifier`` LightningModule.
 
-Importing this package registers the nets of :mod:`robust_train.models.cifar` with timm, so that
-``timm.create_model("wrn40_2_cifar", num_classes=10)`` works (the Hydra ``model/`` configs target
-``timm.create_model``). ImageNet nets (``resnet50``, ``densenet121``, ``resnext50_32x4d``...) come straight from timm.
+Importing this package (done by ``import robust_train``) registers the nets of :mod:`robust_train.models.cifar` with
+timm, with CIFAR data configs, so that ``timm.create_model("wrn40_2_cifar", num_classes=10)`` works (the Hydra
+``model/`` configs target ``timm.create_model``). ImageNet nets (``resnet50``, ``densenet121``, ``resnext50_32x4d``...)
+come straight from timm. ``RobustClassifier`` (Lightning) is imported on first access, so registering the nets does
+not import Lightning.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import timm
 from torch import nn
 
 from .cifar import CIFAR_MODELS, AllConvNet, CifarDenseNet, CifarResNet, CifarResNeXt, WideResNet
-from .lit_classifier import RobustClassifier
 
 __all__ = [
     "CIFAR_MODELS",
@@ -28,6 +29,14 @@ __all__ = [
     "check_model_name",
     "create_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RobustClassifier":  # lazily: importing Lightning is not needed to register the nets
+        from .lit_classifier import RobustClassifier
+
+        return RobustClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UnknownModelError(ValueError):
