@@ -1,10 +1,11 @@
 """Models (layer 3): CIFAR-resolution nets registered with timm, and the ``RobustClassifier`` LightningModule.
 
-Importing this package (done by ``import robust_train``) registers the nets of :mod:`robust_train.models.cifar` with
-timm, with CIFAR data configs, so that ``timm.create_model("wrn40_2_cifar", num_classes=10)`` works (the Hydra
-``model/`` configs target ``timm.create_model``). ImageNet nets (``resnet50``, ``densenet121``, ``resnext50_32x4d``...)
-come straight from timm. ``RobustClassifier`` (Lightning) is imported on first access, so registering the nets does
-not import Lightning.
+Importing this package (which ``import robust_train`` arranges as soon as timm is imported) registers the nets of
+:mod:`robust_train.models.cifar` with timm, with CIFAR data configs, so that
+``timm.create_model("wrn40_2_cifar", num_classes=10)`` works (the Hydra ``model/`` configs target
+``timm.create_model``). ImageNet nets (``resnet50``, ``densenet121``, ``resnext50_32x4d``...) come straight from
+timm. ``RobustClassifier`` (Lightning) is imported on first access, so registering the nets does not import
+Lightning.
 """
 
 from __future__ import annotations
