@@ -1,68 +1,58 @@
 """Hydra search-path plugin of robust_train: user config folders in front of the packaged configs.
 
 The configs of ``robust-train`` / ``robust-eval`` ship inside the package (``robust_train/conf``). This plugin puts
-the user's config folders *before* them on Hydra's search path, so a user file adds options to a packaged group
-(``conf/experiment/my_run.yaml`` -> ``experiment=my_run``) or replaces a packaged option of the same name
-(``conf/data/cifar10.yaml``), and ``conf/local/default.yaml`` holds machine settings. User folders:
-
-* ``ROBUST_TRAIN_CONFIG_DIR`` when set: one or more folders separated by ``os.pathsep`` (earlier ones win; an empty
-  value means none);
-* otherwise ``./conf`` in the working directory, when it exists.
+the user's config folders (``./conf``, or ``ROBUST_TRAIN_CONFIG_DIR``; see ``robust_train/_searchpath.py``) *before*
+them on Hydra's search path, so a user file adds options to a packaged group (``conf/experiment/my_run.yaml`` ->
+``experiment=my_run``) or replaces a packaged option of the same name (``conf/data/cifar10.yaml``), and
+``conf/local/default.yaml`` holds machine settings.
 
 Hydra's own ``--config-dir`` still works but only *extends* (Hydra appends it after the primary config folder, so
 same-named packaged options win). The plugin acts only on searches whose primary folder is robust_train's packaged
-config folder, and does not import ``robust_train`` (Hydra imports every plugin at the start of any Hydra app).
+config folder. Hydra imports every plugin at the start of any Hydra app, so this module does not import
+``robust_train`` (and torch): it loads ``robust_train/_searchpath.py`` (standard library only) by file path.
 """
 
 from __future__ import annotations
 
-import os
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-__all__ = ["ENV_VAR", "PROVIDER", "RobustTrainSearchPathPlugin", "is_packaged_config_dir", "user_config_dirs"]
+__all__ = ["PROVIDER", "RobustTrainSearchPathPlugin"]
 
-#: environment variable naming the user config folders
-ENV_VAR = "ROBUST_TRAIN_CONFIG_DIR"
 #: provider name of the user folders in ``--info searchpath``
 PROVIDER = "robust_train-user"
+_MODULE = "robust_train_searchpath._impl"
 
 
-def is_packaged_config_dir(path: str) -> bool:
-    """Whether a search-path entry (``file://...`` / ``pkg://...``) is robust_train's packaged config folder."""
-    if path.startswith("pkg://"):
-        return path[len("pkg://") :].replace("/", ".").strip(".") == "robust_train.conf"
-    path = path[len("file://") :] if path.startswith("file://") else path
-    return Path(os.path.normpath(path)).parts[-2:] == ("robust_train", "conf")
-
-
-def user_config_dirs() -> list[Path]:
-    """The user config folders, highest priority first (see the module docstring).
-
-    Raises:
-        NotADirectoryError: a folder named in ``ROBUST_TRAIN_CONFIG_DIR`` does not exist.
-    """
-    value = os.environ.get(ENV_VAR)
-    if value is not None:
-        dirs = [Path(v).expanduser().resolve() for v in value.split(os.pathsep) if v.strip()]
-        for d in dirs:
-            if not d.is_dir():
-                raise NotADirectoryError(f"{ENV_VAR}: expected existing config folders, got {str(d)!r} (not a folder)")
-        return dirs
-    cwd_conf = Path.cwd() / "conf"
-    if cwd_conf.is_dir() and not is_packaged_config_dir(str(cwd_conf.resolve())):
-        return [cwd_conf.resolve()]
-    return []
+def _impl() -> ModuleType | None:
+    """``robust_train/_searchpath.py`` without importing the ``robust_train`` package (``None``: not installed)."""
+    if _MODULE in sys.modules:
+        return sys.modules[_MODULE]
+    spec = importlib.util.find_spec("robust_train")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "_searchpath.py"
+    file_spec = importlib.util.spec_from_file_location(_MODULE, path)
+    if file_spec is None or file_spec.loader is None or not path.is_file():
+        return None
+    module = importlib.util.module_from_spec(file_spec)
+    sys.modules[_MODULE] = module
+    file_spec.loader.exec_module(module)
+    return module
 
 
 class RobustTrainSearchPathPlugin(SearchPathPlugin):
-    """Prepend :func:`user_config_dirs` to the search path of robust_train's Hydra apps."""
+    """Prepend the user config folders to the search path of robust_train's Hydra apps."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         """Put the user config folders first when the primary config folder is robust_train's."""
-        if not any(is_packaged_config_dir(entry.path or "") for entry in search_path.get_path()):
+        impl = _impl()
+        if impl is None or not any(impl.is_packaged_config_dir(e.path or "") for e in search_path.get_path()):
             return
-        for d in reversed(user_config_dirs()):
+        for d in reversed(impl.user_config_dirs()):
             search_path.prepend(provider=PROVIDER, path=f"file://{d}")

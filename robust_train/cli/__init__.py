@@ -1,8 +1,9 @@
 """Command-line entry points (layer 4): ``robust-train`` (:mod:`.train`) and ``robust-eval`` (:mod:`.eval`).
 
 Both are Hydra applications whose configs ship inside the package (``robust_train/conf``, :data:`CONFIG_DIR`), so an
-installed wheel trains and evaluates from any folder. User config folders (``./conf`` or ``ROBUST_TRAIN_CONFIG_DIR``)
-come first on the search path (:func:`config_dirs`; the Hydra plugin ``hydra_plugins.robust_train_searchpath``).
+installed wheel trains and evaluates from any folder. User config folders (``./conf`` or ``ROBUST_TRAIN_CONFIG_DIR``,
+:mod:`robust_train._searchpath`) come first on the search path (:func:`config_dirs`; the Hydra plugin
+``hydra_plugins.robust_train_searchpath``).
 Importing this package does not import Lightning; the sub-modules do.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra_plugins.robust_train_searchpath import user_config_dirs
+from .._searchpath import user_config_dirs
 
 __all__ = ["CONFIG_DIR", "config_dirs", "find_config_files"]
 
