@@ -5,8 +5,10 @@ replayable parameters (``Corruption.params_for_indices(dataset index, seed)``): 
 ``positions[rank::world_size]`` and the integer counts are summed, so the logged numbers are identical for any batch
 size and any number of DDP processes. Logs ``<stage>/c/<name>/s<k>/err``, ``<stage>/c/<name>/err``, ``<stage>/mce``
 (baseline-normalised; AlexNet by default), ``<stage>/mce_unnorm`` (the unnormalised mean error CIFAR-10-C papers
-report), ``<stage>/rel_mce`` and ``<stage>/clean_err`` (clean error of the same subset); writes per-epoch JSON / CSV
-and an error-vs-severity plot on rank 0.
+report), ``<stage>/rel_mce`` and ``<stage>/clean_err`` (clean error of the same subset), with standard errors
+``<stage>/mce_unnorm_se`` / ``<stage>/clean_err_se`` and the subset size ``<stage>/c_num_images``; writes per-epoch
+JSON / CSV and an error-vs-severity plot on rank 0. Tables and plot titles headline the unnormalised mean corruption
+error unless the images are ImageNet's (preset ``imagenet``), where the AlexNet-normalised mCE is meaningful.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch.utils.data import Dataset
 
 from ..evaluation import engine as E
 from ..evaluation._io import atomic_write_text
-from ..evaluation.report import print_table, result_table, to_baseline, write_reports
+from ..evaluation.report import print_table, result_table, standard_error, to_baseline, write_reports
 from ..evaluation.suite import EvalSuite, load_suite
 
 __all__ = ["CorruptionEvalCallback", "SuiteEvalCallback"]
@@ -79,6 +81,8 @@ class SuiteEvalCallback(Callback):
         self.num_workers = int(num_workers)
         self.history: list[dict[str, Any]] = []
         self.last_result: dict[str, float] = {}
+        self._num_images: int | None = None  # images per cell of the last evaluation (all processes)
+        self._imagenet = False
 
     # ------------------------------------------------------------------------------------------------ hooks
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -130,8 +134,13 @@ class SuiteEvalCallback(Callback):
             released = ReleasedData(
                 self.released_root, self.suite.names, self.suite.severities, difficulty=self.suite.difficulty
             )
+            self._num_images, self._imagenet = None, self.suite.preset == "imagenet"
             return E.evaluate_released(fwd, released, self.suite, dev, rank, world, self.num_workers)
         ds, crop = self._dataset(trainer, stage), None
+        self._num_images = len(self.suite.subset(len(ds)))  # type: ignore[arg-type]
+        if self._num_images:
+            shape = torch.as_tensor(ds[int(self.suite.subset(len(ds))[0])][0]).shape  # type: ignore[arg-type]
+            self._imagenet = self.suite.preset_for(int(shape[-2]), int(shape[-1])) == "imagenet"
         if self.suite.kind == "p" and self.suite.context:
             context = getattr(trainer.datamodule, "eval_context", lambda s: None)(stage)
             if context is not None:  # ImageNet-P: sequences of the Resize(256) image, cropped to the model's size
@@ -149,6 +158,14 @@ class SuiteEvalCallback(Callback):
         finally:
             pl_module.train(was_training)
         flat = metric.flat(result, prefix=f"{stage}/")
+        if self.kind == "c" and self._num_images:
+            n = self._num_images
+            table = result_table(metric, result, n)["summary"]
+            flat[f"{stage}/c_num_images"] = float(n)
+            if "mean_error_se" in table:
+                flat[f"{stage}/mce_unnorm_se"] = table["mean_error_se"]
+            if "clean_error" in result:
+                flat[f"{stage}/clean_err_se"] = standard_error(float(result["clean_error"]), n)
         self.last_result = flat
         pl_module.log_dict({k: float(v) for k, v in flat.items()}, sync_dist=False)
         seconds = time.perf_counter() - start
@@ -171,13 +188,26 @@ class SuiteEvalCallback(Callback):
         source = self.released_root if (stage == "test" and self.released_root) else "on-the-fly"
         extra = {"stage": stage, "epoch": entry["epoch"], "seconds": entry["seconds"], "data": source}
         stem = f"{stage}_epoch{entry['epoch']:03d}" if stage == "val" else "test"
-        write_reports(out, self.suite, metric, result, extra, plots=self.plots, stem=stem)
+        write_reports(
+            out,
+            self.suite,
+            metric,
+            result,
+            extra,
+            plots=self.plots,
+            stem=stem,
+            num_images=self._num_images if self.kind == "c" else None,
+            imagenet=self._imagenet,
+        )
         atomic_write_text(
             out / f"{stage}_history.json", json.dumps([h for h in self.history if h["stage"] == stage], indent=2)
         )
         if stage == "test":
             if self.print_results:
-                print_table(result_table(metric, result), title=f"{self.suite.name} ({source})")
+                n = self._num_images if self.kind == "c" else None
+                print_table(
+                    result_table(metric, result, n), title=f"{self.suite.name} ({source})", imagenet=self._imagenet
+                )
             if self.save_baseline:
                 meta = {"suite": self.suite.to_dict(), "data": source, "model": type(pl_module).__name__}
                 name = Path(self.save_baseline).stem

@@ -35,15 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robust-corrupt", description="Corruption tools for robust_train.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,export,preview}")
 
-    p_list = sub.add_parser("list", help="list registered corruptions and perturbation sequences")
+    p_list = sub.add_parser(
+        "list",
+        help="list registered corruptions and perturbation sequences",
+        description="List the registered corruptions (with their family) and perturbation sequences.",
+    )
     p_list.add_argument("--suite", default=None, help="a named suite (c15, c19, extra, noise, ...)")
     p_list.add_argument("--pattern", default=None, help="fnmatch filter, e.g. '*blur*'")
     p_list.set_defaults(func=cmd_list)
 
-    p_exp = sub.add_parser("export", help="write a corrupted dataset in the released layout")
-    p_exp.add_argument("--data", required=True, help="data config name (conf/data/<name>.yaml)")
+    p_exp = sub.add_parser(
+        "export",
+        help="write a corrupted dataset in the released layout",
+        description=(
+            "Corrupt a configured dataset with every (corruption, severity) of a suite and write the released layout "
+            "(CIFAR-10-C .npy or an ImageNet-C JPEG tree); resumable; one log line per finished corruption."
+        ),
+    )
+    p_exp.add_argument(
+        "--data", required=True, help="data config name (data/<name>.yaml: ./conf or the packaged robust_train/conf)"
+    )
     p_exp.add_argument("--out", required=True, help="output folder")
-    p_exp.add_argument("--suite", default="c15", help="evaluation suite (conf/eval/<name>.yaml) or YAML path")
+    p_exp.add_argument("--suite", default="c15", help="evaluation suite (eval/<name>.yaml) or YAML path")
     p_exp.add_argument("--corruptions", type=_csv, default=None, help="comma-separated names (overrides the suite)")
     p_exp.add_argument("--severities", type=lambda s: [int(v) for v in _csv(s)], default=None, help="e.g. 1,2,3,4,5")
     p_exp.add_argument("--layout", choices=("cifar_c", "imagenet_c"), default="cifar_c")
@@ -65,8 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp.add_argument("--no-progress", action="store_true")
     p_exp.set_defaults(func=cmd_export)
 
-    p_prev = sub.add_parser("preview", help="image grid of corruptions (provided by the corruption engine)")
-    p_prev.add_argument("rest", nargs=argparse.REMAINDER)
+    from . import preview
+
+    p_prev = sub.add_parser(
+        "preview",
+        help="image grid of corruptions x severities for one image",
+        description="Draw the ImageNet-C figure for one image: corruptions (rows) x severities (columns).",
+    )
+    preview.add_arguments(p_prev)
     p_prev.set_defaults(func=cmd_preview)
     return parser
 
@@ -97,7 +116,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _build_dataset(data: str, overrides: Sequence[str], split: str):  # noqa: ANN202
-    """Instantiate ``conf/data/<data>.yaml`` (composed through ``train.yaml``) and return its eval dataset."""
+    """Instantiate ``data/<data>.yaml`` (composed through ``train.yaml``) and return its eval dataset."""
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -159,9 +178,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """Corruptions x severities figure for one image (:mod:`robust_train.cli.preview`; ``preview --help``)."""
-    from .preview import main as preview_main
+    from .preview import run
 
-    return preview_main(args.rest)
+    return run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

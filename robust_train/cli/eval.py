@@ -7,7 +7,11 @@ evaluation suites plug in (``eval=clean`` logs clean accuracy only; corruption s
 Examples::
 
     robust-eval ckpt_path=logs/train/runs/<date>/checkpoints/best.ckpt
-    robust-eval ckpt_path=... experiment=fmnist_default      # same model/data overrides as the training run
+    robust-eval ckpt_path=... eval=c15                        # model, data, precision: the training run's
+
+The model, data and trainer precision come from the training run's composed config (stored in the checkpoint, or
+``.hydra/config.yaml`` of its run folder) unless the command line sets them (``data=...``, ``model...``,
+``trainer=...``, ``experiment=...``); a chosen value that differs from the training run's is warned about.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..utils import (
 )
 from ..utils.builders import build_run
 from ..utils.pylogger import RankedLogger
+from ..utils.run_config import apply_run_config, command_line_overrides, load_run_config
 from . import CONFIG_DIR, user_error_types
 
 __all__ = ["evaluate", "main"]
@@ -67,6 +72,11 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         )
     if ckpt_path:
         check_checkpoint_file(ckpt_path)
+        run_cfg, source = load_run_config(ckpt_path)
+        if run_cfg is not None:
+            apply_run_config(cfg, run_cfg, command_line_overrides(cfg), source)
+        else:
+            log.info(f"No training-run config found for {ckpt_path}: model/data/precision from the eval config")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run = build_run(cfg)

@@ -25,7 +25,7 @@ from torch import Tensor
 from ..errors import report_user_error
 from . import user_error_types
 
-__all__ = ["build_parser", "load_image", "main", "preview", "preview_grid"]
+__all__ = ["add_arguments", "build_parser", "load_image", "main", "preview", "preview_grid", "run"]
 
 _PRESET_SIZE = {"imagenet": 224, "tinyimagenet": 64, "cifar": 32}
 
@@ -205,22 +205,44 @@ def _csv(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``robust-corrupt preview``."""
-    p = argparse.ArgumentParser(prog="robust-corrupt preview", description=__doc__.splitlines()[0])
-    p.add_argument("image", help="input image (any size)")
-    p.add_argument("--out", required=True, help="output figure, e.g. grid.png")
-    p.add_argument("--preset", default="auto", choices=("auto", *_PRESET_SIZE))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--corruptions", type=_csv, default=None, help="comma-separated names (default: all registered)")
-    p.add_argument("--severities", type=lambda s: [float(v) for v in _csv(s)], default=[1, 2, 3, 4, 5])
-    p.add_argument("--no-clean", action="store_true", help="omit the clean-image column")
-    p.add_argument("--dpi", type=int, default=100)
-    p.add_argument("--device", default="cpu")
+    p = argparse.ArgumentParser(
+        prog="python -m robust_train.cli.preview",
+        description="Draw the ImageNet-C figure for one image: corruptions (rows) x severities (columns).",
+    )
+    add_arguments(p)
     return p
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``preview`` arguments to ``p`` (this module's parser and the ``robust-corrupt preview`` subparser)."""
+    p.add_argument("image", help="input image (any size)")
+    p.add_argument("--out", required=True, help="output figure, e.g. grid.png")
+    p.add_argument(
+        "--preset",
+        default="auto",
+        choices=("auto", *_PRESET_SIZE),
+        help="parameter table and image size (auto: by size)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed of the replayable parameters")
+    p.add_argument("--corruptions", type=_csv, default=None, help="comma-separated names (default: all registered)")
+    p.add_argument(
+        "--severities",
+        type=lambda s: [float(v) for v in _csv(s)],
+        default=[1, 2, 3, 4, 5],
+        help="comma-separated severities (default: 1,2,3,4,5)",
+    )
+    p.add_argument("--no-clean", action="store_true", help="omit the clean-image column")
+    p.add_argument("--dpi", type=int, default=100, help="figure resolution")
+    p.add_argument("--device", default="cpu", help="where the corruptions run (cpu, cuda, ...)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point (also called by ``robust-corrupt preview``)."""
-    args = build_parser().parse_args(argv)
+    """Entry point of ``python -m robust_train.cli.preview``."""
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Draw the figure for parsed arguments (also called by ``robust-corrupt preview``)."""
     try:
         path = preview(
             args.image,

@@ -11,14 +11,20 @@ Lightning ``metrics.csv``. For every run the report reads
 and names the run after its Hydra overrides (``experiment=fmnist_ablation_alp``) or its folder. Columns, all in %
 and for the chosen stage (``test`` by default):
 
-==========  ==================================================================================================
-clean_err   ``100 (1 - <stage>/acc)`` (else ``<stage>/clean_err``)
-mce         ``<stage>/mce``: CE normalised by the suite's baseline (AlexNet on ImageNet-C), averaged over corruptions
-mce_unnorm  ``<stage>/mce_unnorm``: the unnormalised mean corruption error that CIFAR-10-C papers report
-rel_mce     ``<stage>/rel_mce``: relative mCE
-mfr, mt5d   ``<stage>/mfr``, ``<stage>/mt5d`` (ImageNet-P style stability; ``mfp`` when not normalised)
-ece, rms    calibration errors when a run logged them (``<stage>/ece``, ``<stage>/rms_calib``)
-==========  ==================================================================================================
+=============  ===============================================================================================
+clean_err      ``100 (1 - <stage>/acc)``: clean error on every image of the stage's set
+c_images       ``<stage>/c_num_images``: images of the corruption evaluation (a seeded subset for ``*_fast``)
+clean_err_c    ``<stage>/clean_err``: clean error on exactly those images (what the relative numbers use)
+clean_err_c_se its standard error ``sqrt(p (1 - p) / n)``
+mce_unnorm     ``<stage>/mce_unnorm``: the unnormalised mean corruption error (CIFAR-10-C papers' number; the
+               headline for non-ImageNet data)
+mce_unnorm_se  its standard error (upper bound: mean of the cells' standard errors, the cells share the images)
+rel_mce        ``<stage>/rel_mce``: relative mCE, from the corrupted and clean errors of the same images
+mce            ``<stage>/mce``: CE normalised by the suite's baseline (AlexNet on ImageNet-C), averaged over
+               corruptions: meaningful for ImageNet models only
+mfr, mt5d      ``<stage>/mfr``, ``<stage>/mt5d`` (ImageNet-P style stability; ``mfp`` when not normalised)
+ece, rms       calibration errors when a run logged them (``<stage>/ece``, ``<stage>/rms_calib``)
+=============  ===============================================================================================
 
 A column appears only when at least one run has it. Per-corruption errors (``<stage>/c/<name>/err``) go into a second
 table. Outputs (next to ``RUN_DIR`` unless ``--out``): ``report.md``, ``report.csv``, ``report.png`` (clean error,
@@ -44,10 +50,14 @@ __all__ = ["COLUMNS", "Run", "collect_runs", "main", "summary_rows", "write_repo
 
 #: (column, candidate metric keys without the stage prefix, transform) in display order.
 COLUMNS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("clean_err", ("acc", "clean_err"), "err"),
-    ("mce", ("mce",), "pct"),
+    ("clean_err", ("acc",), "err"),
+    ("c_images", ("c_num_images",), "count"),
+    ("clean_err_c", ("clean_err",), "pct"),
+    ("clean_err_c_se", ("clean_err_se",), "pct"),
     ("mce_unnorm", ("mce_unnorm",), "pct"),
+    ("mce_unnorm_se", ("mce_unnorm_se",), "pct"),
     ("rel_mce", ("rel_mce",), "pct"),
+    ("mce", ("mce",), "pct"),
     ("mfr", ("mfr",), "pct"),
     ("mt5d", ("mt5d",), "pct"),
     ("mfp", ("mfp",), "pct"),
@@ -88,7 +98,14 @@ def _read_json_summaries(run_dir: Path, stage: str) -> dict[str, float]:
         except (OSError, ValueError):
             continue
         summary = doc.get("summary", {}) if isinstance(doc, dict) else {}
-        aliases = {"mean_error": "mce_unnorm", "relative_mce": "rel_mce", "clean_error": "clean_err"}
+        aliases = {
+            "mean_error": "mce_unnorm",
+            "relative_mce": "rel_mce",
+            "clean_error": "clean_err",
+            "num_images": "c_num_images",
+            "mean_error_se": "mce_unnorm_se",
+            "clean_error_se": "clean_err_se",
+        }
         for k, v in summary.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[f"{stage}/{aliases.get(k, k)}"] = float(v)
@@ -163,6 +180,8 @@ def _value(run: Run, stage: str, keys: tuple[str, ...], kind: str) -> float | No
             continue
         if kind == "err":
             return 100.0 * (1.0 - v) if k == "acc" else 100.0 * v
+        if kind == "count":
+            return float(int(v))
         return 100.0 * v
     return None
 
@@ -277,7 +296,7 @@ def write_report(runs: Sequence[Run], out_dir: str | Path, stage: str = "test") 
     paths = {"markdown": out / "report.md", "csv": out / "report.csv"}
     paths["markdown"].write_text("\n".join(md) + "\n")
     paths["csv"].write_text(_csv_text(cols, rows))
-    main_cols = [c for c in cols if c in ("run", "clean_err", "mce", "mce_unnorm", "mfr", "ece")]
+    main_cols = [c for c in cols if c in ("run", "clean_err", "clean_err_c", "mce_unnorm", "mfr", "ece")]
     p = _bar_plot(main_cols, rows, out / "report.png", f"clean and corruption error ({stage})")
     if p is not None:
         paths["plot"] = p

@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from ..corruptions.base import Corruption
 from ..errors import ArgumentError, OutputPathError, RobustTrainError
 from ._io import atomic_write, atomic_write_text, remove_orphaned_temporaries
 from .engine import to_unit
+from .progress import ProgressReporter, format_seconds
 from .suite import EvalSuite
 
 __all__ = ["EXPORT_LAYOUTS", "ExportError", "export_dataset", "source_file_name"]
@@ -72,10 +74,20 @@ def _class_names(dataset: Dataset) -> list[str] | None:
     return [str(c) for c in classes] if isinstance(classes, Sequence) and classes else None
 
 
+def _sample(dataset: Dataset, position: int) -> tuple[Any, Any, int]:
+    """``(x, y, index)`` of a dataset yielding ``(x, y, index)`` or ``(x, y)`` (index = position)."""
+    sample = dataset[int(position)]
+    if isinstance(sample, (tuple, list)) and len(sample) == 2:
+        return sample[0], sample[1], int(position)
+    if isinstance(sample, (tuple, list)) and len(sample) == 3:
+        return sample[0], sample[1], int(sample[2])
+    raise ValueError(f"export needs a dataset yielding (x, y) or (x, y, index), got {type(sample).__name__}")
+
+
 def _load(dataset: Dataset, positions: Sequence[int]) -> tuple[Tensor, Tensor, Tensor]:
     xs, ys, idx = [], [], []
     for p in positions:
-        x, y, i = dataset[int(p)]
+        x, y, i = _sample(dataset, p)
         xs.append(torch.as_tensor(x))
         ys.append(int(y))
         idx.append(int(i))
@@ -90,29 +102,6 @@ def _to_uint8_hwc(x: Tensor) -> np.ndarray:
 def _chunks(seq: Sequence[int], size: int) -> Iterator[tuple[int, Sequence[int]]]:
     for lo in range(0, len(seq), size):
         yield lo, seq[lo : lo + size]
-
-
-class _Progress:
-    """A rich progress bar, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, description: str) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(description, total=total)
-
-    def advance(self, n: int, description: str | None = None) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=n, description=description)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
@@ -144,13 +133,15 @@ def export_dataset(
     """Corrupt ``dataset`` with every (corruption, severity) of ``suite`` and write the released layout.
 
     Args:
-        dataset: yields ``(x, y, index)`` with ``x`` uint8 or float in [0, 1], shape (C, H, W), C in {1, 3}.
+        dataset: yields ``(x, y, index)`` or ``(x, y)`` (index = position) with ``x`` uint8 or float in [0, 1], shape
+            (C, H, W), C in {1, 3}.
         out_dir: output folder (created).
         suite: corruptions, severities, preset, ``num_images`` subset and ``seed`` (kind ``"c"``).
         layout: ``"cifar_c"`` (needs severities 1-5) or ``"imagenet_c"``.
         device: where the corruptions run.
         batch_size: images per corruption call (default ``suite.batch_size``).
-        progress: show a progress bar.
+        progress: show a progress bar (on interactive terminals only); a log line per finished corruption is
+            always emitted (``robust_train.evaluation`` logger).
         classes: class folder names for ``imagenet_c`` (default: the dataset's ``classes`` or zero-padded labels).
 
     Returns:
@@ -196,7 +187,7 @@ def export_dataset(
         return op(x, op.params_for_indices(idx, suite.seed))
 
     total = len(positions) * len(suite.names) * len(suite.severities)
-    bar = _Progress(progress, total, "export")
+    bar = ProgressReporter(total, f"export {suite.name}", bar=progress)
     try:
         _check_free_space(dataset, out, suite, positions, layout)
         if layout == "cifar_c":
@@ -312,14 +303,16 @@ def _export_cifar(dataset, out, suite, positions, bs, device, corrupt, bar) -> N
     labels_path = out / "labels.npy"
     first = None
     if not labels_path.is_file():
-        ys = [int(dataset[int(p)][1]) for p in positions]
+        ys = [int(_sample(dataset, p)[1]) for p in positions]
         labels = np.tile(np.asarray(ys, dtype=np.uint8 if max(ys) < 256 else np.int64), 5)
         atomic_write(labels_path, lambda f: np.save(f, labels))
     for name in suite.names:
         final = out / f"{name}.npy"
         if final.is_file():
             bar.advance(5 * n, f"{name} (done)")
+            bar.item_done(f"{name}: already exported ({final})")
             continue
+        start = time.perf_counter()
         partial = out / f".{name}.npy.partial"
         prog = out / f".{name}.npy.progress"
         done = int(prog.read_text()) if (prog.is_file() and partial.is_file()) else 0
@@ -352,6 +345,9 @@ def _export_cifar(dataset, out, suite, positions, bs, device, corrupt, bar) -> N
         del mm
         os.replace(partial, final)
         prog.unlink(missing_ok=True)
+        bar.item_done(
+            f"{name}: {5 * n} images written to {final.name} in {format_seconds(time.perf_counter() - start)}"
+        )
 
 
 def _export_folder(dataset, out, suite, positions, bs, device, corrupt, bar, classes) -> None:  # noqa: ANN001
@@ -360,12 +356,13 @@ def _export_folder(dataset, out, suite, positions, bs, device, corrupt, bar, cla
     labels: dict[int, int] = {}
     names: dict[int, str] = {}
     for name in suite.names:
+        start, written = time.perf_counter(), 0
         for s in suite.severities:
             folder = out / name / str(s)
             todo: list[int] = []
             for pos in positions:
                 if pos not in labels:
-                    _, y, i = dataset[int(pos)]
+                    _, y, i = _sample(dataset, pos)
                     labels[pos] = int(y)
                     names[pos] = source_file_name(dataset, int(pos), int(i))
                 if not (folder / _class_dir(labels[pos], classes) / names[pos]).is_file():
@@ -379,6 +376,8 @@ def _export_folder(dataset, out, suite, positions, bs, device, corrupt, bar, cla
                     pil = Image.fromarray(img)
                     atomic_write(path, lambda f, im=pil: im.save(f, "JPEG", quality=85, optimize=True))
                 bar.advance(len(chunk), f"{name} s{s}")
+                written += len(chunk)
+        bar.item_done(f"{name}: {written} images written in {format_seconds(time.perf_counter() - start)}")
 
 
 def _class_dir(label: int, classes: Sequence[str] | None) -> str:

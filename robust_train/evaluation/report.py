@@ -1,4 +1,11 @@
-"""Reports of an evaluation: JSON / CSV files, a rich table, and plots (error vs severity, CE bars vs AlexNet)."""
+"""Reports of an evaluation: JSON / CSV files, a rich table, and plots (error vs severity, CE bars vs AlexNet).
+
+Headline number: the AlexNet-normalised mCE is an ImageNet-C quantity, meaningful only for ImageNet models; for any
+other data (CIFAR, Fashion-MNIST, ...) the reports headline the unnormalised mean corruption error (the number
+CIFAR-10-C papers report) and show the mCE second (:func:`headline`). Subset estimates come with a standard error:
+``sqrt(p (1 - p) / n)`` for an error ``p`` over ``n`` images, and for the mean corruption error the mean of its cells'
+standard errors, an upper bound (the cells share the same images, so their errors are positively correlated).
+"""
 
 from __future__ import annotations
 
@@ -20,10 +27,12 @@ from ._io import atomic_write_text
 from .suite import EvalSuite
 
 __all__ = [
+    "headline",
     "plot_ce_bars",
     "plot_error_vs_severity",
     "print_table",
     "result_table",
+    "standard_error",
     "to_baseline",
     "write_reports",
 ]
@@ -34,8 +43,56 @@ def _f(v: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
-def result_table(metric: CorruptionErrors | PerturbationStability, result: Mapping[str, Tensor]) -> dict[str, Any]:
-    """A JSON-ready nested description of a computed result (per name rows plus the summary numbers)."""
+def standard_error(p: float, n: int) -> float:
+    """Standard error of an error rate ``p`` measured on ``n`` images: ``sqrt(p (1 - p) / n)``.
+
+    Example:
+        >>> round(standard_error(0.5, 100), 3)
+        0.05
+    """
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    return math.sqrt(max(p * (1.0 - p), 0.0) / n)
+
+
+def headline(table: Mapping[str, Any], imagenet: bool) -> str:
+    """The one-line summary of a corruption result, led by the number that means something for the data.
+
+    Args:
+        table: from :func:`result_table`.
+        imagenet: the evaluated images are ImageNet's (the AlexNet-normalised mCE is then the headline).
+
+    Example:
+        >>> headline({"summary": {"mean_error": 0.429, "mce": 0.589, "mean_error_se": 0.011, "num_images": 200}}, False)
+        'mean corruption error 42.9% +- 1.1 (200 images); mCE 58.9% (AlexNet-normalised: meaningful for ImageNet only)'
+    """
+    s = table.get("summary", {})
+    n = f" ({s['num_images']} images)" if s.get("num_images") else ""
+    mean = None
+    if s.get("mean_error") is not None:
+        se = f" +- {100 * s['mean_error_se']:.1f}" if s.get("mean_error_se") is not None else ""
+        mean = f"mean corruption error {100 * s['mean_error']:.1f}%{se}{n}"
+    mce = f"mCE {100 * s['mce']:.1f}%" if s.get("mce") is not None else None
+    if imagenet and mce:
+        return "; ".join(x for x in (f"{mce} (AlexNet-normalised)", mean) if x)
+    if mce:
+        mce += " (AlexNet-normalised: meaningful for ImageNet only)"
+    return "; ".join(x for x in (mean, mce) if x)
+
+
+def result_table(
+    metric: CorruptionErrors | PerturbationStability,
+    result: Mapping[str, Tensor],
+    num_images: int | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready nested description of a computed result (per name rows plus the summary numbers).
+
+    Args:
+        metric: the metric the result came from.
+        result: ``metric.compute()``.
+        num_images: images per cell (the suite's subset over all processes); adds ``num_images`` and the standard
+            errors ``clean_error_se`` / ``mean_error_se`` (see the module docstring) to the summary.
+    """
     out: dict[str, Any] = {"rows": {}, "summary": {}}
     if isinstance(metric, CorruptionErrors):
         c, s = len(metric.corruptions), len(metric.severities)
@@ -53,6 +110,14 @@ def result_table(metric: CorruptionErrors | PerturbationStability, result: Mappi
         for key in ("mce", "mean_error", "relative_mce", "clean_error"):
             if key in result:
                 out["summary"][key] = _f(result[key])
+        if num_images:
+            out["summary"]["num_images"] = int(num_images)
+            if "clean_error" in result:
+                out["summary"]["clean_error_se"] = standard_error(float(result["clean_error"]), num_images)
+            rows = [metric.corruptions.index(c) for c in metric.mce_corruptions]
+            cells = [standard_error(float(p), num_images) for p in err[rows].flatten() if not math.isnan(float(p))]
+            if cells:
+                out["summary"]["mean_error_se"] = sum(cells) / len(cells)
         out["summary"]["mce_corruptions"] = list(metric.mce_corruptions)
         out["severities"] = list(metric.severities)
     else:
@@ -96,18 +161,25 @@ def write_reports(
     extra: Mapping[str, Any] | None = None,
     plots: bool = True,
     stem: str | None = None,
+    num_images: int | None = None,
+    imagenet: bool = False,
 ) -> dict[str, Path]:
-    """Write ``<stem>.json``, ``<stem>.csv`` and the plots into ``out_dir``; returns the written paths."""
+    """Write ``<stem>.json``, ``<stem>.csv`` and the plots into ``out_dir``; returns the written paths.
+
+    ``num_images`` adds standard errors (:func:`result_table`); ``imagenet`` selects the headline (:func:`headline`).
+    """
     out = Path(out_dir)
     stem = stem or suite.name
-    table = result_table(metric, result)
+    table = result_table(metric, result, num_images)
+    if isinstance(metric, CorruptionErrors):
+        table["summary"]["headline"] = headline(table, imagenet)
     doc = {"suite": suite.to_dict(), **table, **(dict(extra) if extra else {})}
     paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv"}
     atomic_write_text(paths["json"], json.dumps(doc, indent=2, sort_keys=True, default=str))
     cols = sorted({k for row in table["rows"].values() for k in row}, key=_column_order)
     lines: list[list[Any]] = [["name", *cols]]
     lines += [[name, *(row.get(c) for c in cols)] for name, row in table["rows"].items()]
-    lines += [[f"summary/{k}", v] for k, v in table["summary"].items() if not isinstance(v, list)]
+    lines += [[f"summary/{k}", v] for k, v in table["summary"].items() if not isinstance(v, (list, str))]
     import io
 
     buf = io.StringIO()
@@ -116,7 +188,9 @@ def write_reports(
     if plots and isinstance(metric, CorruptionErrors):
         paths["severity_plot"] = plot_error_vs_severity(table, out / f"{stem}_error_vs_severity.png", suite.name)
         if metric.baseline is not None:
-            paths["ce_plot"] = plot_ce_bars(table, metric.baseline, out / f"{stem}_vs_{metric.baseline.name}.png")
+            paths["ce_plot"] = plot_ce_bars(
+                table, metric.baseline, out / f"{stem}_vs_{metric.baseline.name}.png", imagenet=imagenet
+            )
     return paths
 
 
@@ -167,8 +241,13 @@ def plot_error_vs_severity(table: Mapping[str, Any], path: str | os.PathLike[str
     return path
 
 
-def plot_ce_bars(table: Mapping[str, Any], baseline: Baseline, path: str | os.PathLike[str]) -> Path:
-    """Mean error per corruption next to the baseline's (AlexNet) mean error over the same severities (PNG)."""
+def plot_ce_bars(
+    table: Mapping[str, Any], baseline: Baseline, path: str | os.PathLike[str], imagenet: bool = False
+) -> Path:
+    """Mean error per corruption next to the baseline's (AlexNet) mean error over the same severities (PNG).
+
+    The title is :func:`headline` (the mCE first only for ImageNet data).
+    """
     plt = _pyplot()
     sev = table["severities"]
     names = [n for n in table["rows"] if n in baseline.errors]
@@ -181,8 +260,7 @@ def plot_ce_bars(table: Mapping[str, Any], baseline: Baseline, path: str | os.Pa
     ax.set_xticks(pos.tolist())
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("mean top-1 error (%)")
-    mce = table["summary"].get("mce")
-    ax.set_title(f"mCE {100 * mce:.1f}%" if mce is not None else "")
+    ax.set_title(headline(table, imagenet), fontsize=9)
     ax.legend()
     fig.tight_layout()
     path = Path(path)
@@ -192,8 +270,8 @@ def plot_ce_bars(table: Mapping[str, Any], baseline: Baseline, path: str | os.Pa
     return path
 
 
-def print_table(table: Mapping[str, Any], title: str = "") -> str:
-    """Print the result as a rich table; returns the rendered text."""
+def print_table(table: Mapping[str, Any], title: str = "", imagenet: bool = False) -> str:
+    """Print the result as a rich table, then its :func:`headline` (corruptions) and summary; returns the text."""
     from rich.console import Console
     from rich.table import Table
 
@@ -206,8 +284,12 @@ def print_table(table: Mapping[str, Any], title: str = "") -> str:
     for name, row in rows.items():
         t.add_row(name, *(_fmt(c, row.get(c)) for c in cols))
     summary = ", ".join(
-        f"{k} {_fmt(k, v)}" for k, v in table["summary"].items() if v is not None and not isinstance(v, list)
+        f"{k} {_fmt(k, v)}"
+        for k, v in table["summary"].items()
+        if v is not None and not isinstance(v, (list, str)) and k != "num_images"
     )
+    if "mean_error" in table["summary"]:
+        summary = headline(table, imagenet) + "\n" + summary
     console = Console(width=160)
     with console.capture() as cap:
         console.print(t)

@@ -1,7 +1,7 @@
 """``EvalSuite``: what a corrupted (ImageNet-C style) or perturbed (ImageNet-P style) evaluation runs.
 
-The YAML files in ``conf/eval/`` are the canonical suites; each one instantiates this dataclass (``_target_``), so a
-suite can equally be built in Python:
+The YAML files in ``robust_train/conf/eval/`` are the canonical suites; each one instantiates this dataclass
+(``_target_``), so a suite can equally be built in Python:
 
 >>> s = EvalSuite(name="mini", corruptions=["contrast", "fog"], severities=[1, 5], num_images=100)
 >>> s.names, s.kind
@@ -25,7 +25,7 @@ from ..corruptions.suites import SUITES
 from ..metrics.baselines import Baseline
 from ..metrics.stability import P_SUITES
 
-__all__ = ["EvalSuite", "P_SUITES", "load_suite", "resolve_names", "suite_config_dir"]
+__all__ = ["EvalSuite", "P_SUITES", "load_suite", "resolve_names", "suite_config_dir", "suite_files"]
 
 
 def resolve_names(names: str | Sequence[str], kind: str) -> list[str]:
@@ -184,15 +184,25 @@ def _find_suite_node(node: Any) -> dict[str, Any] | None:
 
 
 def suite_config_dir() -> Path:
-    """``<repo>/conf/eval`` (the suites' YAML files)."""
-    return Path(__file__).resolve().parents[2] / "conf" / "eval"
+    """``robust_train/conf/eval``: the packaged suites' YAML files (user suites: :func:`suite_files`)."""
+    from ..cli import CONFIG_DIR
+
+    return Path(CONFIG_DIR) / "eval"
+
+
+def suite_files() -> dict[str, Path]:
+    """Every ``eval/<name>.yaml`` on the config search path (user config folders first, then the packaged ones)."""
+    from ..cli import find_config_files
+
+    return find_config_files("eval")
 
 
 def load_suite(name_or_path: str | os.PathLike[str], **overrides: Any) -> EvalSuite:
-    """Build the :class:`EvalSuite` of a ``conf/eval/<name>.yaml`` file (or any YAML path) without Hydra.
+    """Build the :class:`EvalSuite` of an ``eval/<name>.yaml`` config (or any YAML path) without Hydra.
 
-    The file may hold the suite at top level or nested (for example inside its evaluation callback); the first
-    mapping whose ``_target_`` is ``EvalSuite`` is used.
+    Names are looked up like Hydra does: in the user config folders (``./conf/eval``, ``ROBUST_TRAIN_CONFIG_DIR``)
+    first, then in the packaged ``robust_train/conf/eval``. The file may hold the suite at top level or nested (for
+    example inside its evaluation callback); the first mapping whose ``_target_`` is ``EvalSuite`` is used.
 
     Args:
         name_or_path: suite name (``"c15"``) or path to a YAML file.
@@ -206,10 +216,12 @@ def load_suite(name_or_path: str | os.PathLike[str], **overrides: Any) -> EvalSu
 
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = suite_config_dir() / f"{name_or_path}.yaml"
+        files = suite_files()
+        if str(name_or_path) not in files:
+            raise FileNotFoundError(f"no evaluation suite {str(name_or_path)!r}; available: {sorted(files)}")
+        path = files[str(name_or_path)]
     if not path.is_file():
-        known = sorted(p.stem for p in suite_config_dir().glob("*.yaml"))
-        raise FileNotFoundError(f"no evaluation suite {str(name_or_path)!r}; available: {known}")
+        raise FileNotFoundError(f"no evaluation suite file {str(path)!r}")
     with open(path) as f:
         node = _find_suite_node(yaml.safe_load(f) or {})
     if node is None:

@@ -10,7 +10,7 @@ Every kernel has a torch reference in ``robust_train/functional`` (the source of
 * ``"auto"``: the kernel for CUDA tensors when it works (otherwise the reference, with the same one-time warning),
   the reference for every other device, silently: on the CPU the reference *is* the fast path.
 
-The kernel modules are plain files in the top-level ``kernels/`` folder of the checkout, imported **lazily** by file
+The kernel modules are plain files in the ``robust_train/kernels/`` subpackage, imported **lazily** by file
 path under private module names (never as a top-level ``kernels`` package, which would clash with unrelated PyPI
 packages of that name). Importing ``robust_train`` never imports triton; a missing triton or compiler only ever
 produces the fallback warning.
@@ -74,8 +74,8 @@ def check_backend(backend: str) -> None:
 
 
 def kernels_dir() -> Path:
-    """The ``kernels/`` folder next to the ``robust_train`` package (the repository root)."""
-    return Path(__file__).resolve().parents[2] / "kernels"
+    """The ``robust_train/kernels/`` subpackage folder (shipped in the wheel)."""
+    return Path(__file__).resolve().parents[1] / "kernels"
 
 
 def _interpret() -> bool:
@@ -112,7 +112,7 @@ def load_kernel_module(name: str) -> ModuleType | None:
     if importlib.util.find_spec("triton") is None:
         error = "triton is not installed (pip install 'robust-train[kernels]')"
     elif not path.is_file():
-        error = f"kernel source {path} not found (kernels/ ships with the repository checkout)"
+        error = f"kernel source {path} not found (robust_train/kernels is missing from this install)"
     else:
         mod_name = f"robust_train._kernels_{name}" + ("_interpreted" if key[1] else "")
         try:

@@ -1,8 +1,11 @@
 """Models (layer 3): CIFAR-resolution nets registered with timm, and the ``RobustClassifier`` LightningModule.
 
-Importing this package registers the nets of :mod:`robust_train.models.cifar` with timm, so that
+Importing this package (which ``import robust_train`` arranges as soon as timm is imported) registers the nets of
+:mod:`robust_train.models.cifar` with timm, with CIFAR data configs, so that
 ``timm.create_model("wrn40_2_cifar", num_classes=10)`` works (the Hydra ``model/`` configs target
-``timm.create_model``). ImageNet nets (``resnet50``, ``densenet121``, ``resnext50_32x4d``...) come straight from timm.
+``timm.create_model``). ImageNet nets (``resnet50``, ``densenet121``, ``resnext50_32x4d``...) come straight from
+timm. ``RobustClassifier`` (Lightning) is imported on first access, so registering the nets does not import
+Lightning.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from torch import nn
 
 from ..errors import RobustTrainError
 from .cifar import CIFAR_MODELS, AllConvNet, CifarDenseNet, CifarResNet, CifarResNeXt, WideResNet
-from .lit_classifier import RobustClassifier
 
 __all__ = [
     "CIFAR_MODELS",
@@ -29,6 +31,14 @@ __all__ = [
     "check_model_name",
     "create_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RobustClassifier":  # lazily: importing Lightning is not needed to register the nets
+        from .lit_classifier import RobustClassifier
+
+        return RobustClassifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UnknownModelError(RobustTrainError, ValueError):

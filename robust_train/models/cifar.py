@@ -5,7 +5,9 @@ table: AllConvNet, DenseNet-40-12, WRN-40-2, ResNeXt-29), a ResNet-18 with a CIF
 (``resnet8_cifar``) that trains Fashion-MNIST to ~92% in a few CPU minutes, used by the default ``make train`` job.
 
 Every entrypoint takes the usual timm keywords ``num_classes``, ``in_chans`` and ``drop_rate`` (dropout before the
-classifier). There are no pretrained weights: ``pretrained=True`` raises.
+classifier). There are no pretrained weights: ``pretrained=True`` raises. Each net carries a timm ``pretrained_cfg``
+for CIFAR inputs (3x32x32, CIFAR-10 mean/std, bilinear, crop_pct 1), so ``timm.data.resolve_data_config(model=net)``
+gives the CIFAR pipeline rather than timm's 224 px ImageNet default. ``import robust_train`` registers the nets.
 
 Example:
     >>> import timm, torch
@@ -22,11 +24,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models import register_model
+from timm.models import generate_default_cfgs, get_pretrained_cfg, register_model
 from torch import Tensor, nn
 
 __all__ = [
+    "CIFAR_MEAN",
     "CIFAR_MODELS",
+    "CIFAR_STD",
     "AllConvNet",
     "CifarDenseNet",
     "CifarResNeXt",
@@ -42,6 +46,42 @@ __all__ = [
 
 # keywords timm's create_model passes to every entrypoint; ours have no pretrained weights to use them with
 _TIMM_META = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir", "pretrained_model_args")
+
+#: CIFAR-10 training-set channel statistics (as ``conf/data/cifar10.yaml``), the nets' default data config
+CIFAR_MEAN: tuple[float, float, float] = (0.4914, 0.4822, 0.4465)
+CIFAR_STD: tuple[float, float, float] = (0.2470, 0.2435, 0.2616)
+
+
+def _cifar_cfg(first_conv: str) -> dict[str, Any]:
+    """The timm data config of a CIFAR-resolution net (no weights: ``url`` / ``hf_hub_id`` empty)."""
+    return {
+        "url": "",
+        "num_classes": 10,
+        "input_size": (3, 32, 32),
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "crop_mode": "center",
+        "interpolation": "bilinear",
+        "fixed_input_size": False,
+        "mean": CIFAR_MEAN,
+        "std": CIFAR_STD,
+        "first_conv": first_conv,
+        "classifier": "fc",
+        "license": "apache-2.0",
+    }
+
+
+# read by timm's register_model (module attribute ``default_cfgs``): one default cfg per entrypoint name
+default_cfgs = generate_default_cfgs(
+    {
+        "resnet8_cifar": _cifar_cfg("stem.0.0"),
+        "resnet18_cifar": _cifar_cfg("stem.0.0"),
+        "wrn40_2_cifar": _cifar_cfg("stem"),
+        "resnext29_4x32d_cifar": _cifar_cfg("stem.0.0"),
+        "densenet40_12_cifar": _cifar_cfg("stem"),
+        "allconv_cifar": _cifar_cfg("features.0"),
+    }
+)
 
 
 class _Classifier(nn.Module):
@@ -394,6 +434,7 @@ def _build(cls: Callable[..., nn.Module], name: str, pretrained: bool, defaults:
         raise ValueError(
             f"{name} has no pretrained weights (robust_train never downloads weights); use pretrained=False"
         )
+    given, overlay = kwargs.get("pretrained_cfg"), kwargs.get("pretrained_cfg_overlay")
     for k in _TIMM_META:
         kwargs.pop(k, None)
     device = kwargs.pop("device", None)
@@ -401,6 +442,18 @@ def _build(cls: Callable[..., nn.Module], name: str, pretrained: bool, defaults:
     model = cls(**{**defaults, **kwargs})
     if device is not None or dtype is not None:
         model = model.to(device=device, dtype=dtype)
+    # what timm's build_model_with_cfg does for its own nets: the resolved data config on the model
+    if isinstance(given, dict):
+        cfg = dict(given)
+    elif given is not None and hasattr(given, "to_dict"):
+        cfg = given.to_dict()
+    else:
+        registered = get_pretrained_cfg(name)
+        cfg = registered.to_dict() if registered is not None else _cifar_cfg("")
+    cfg.update(overlay or {})
+    cfg["architecture"], cfg["num_classes"] = name, model.num_classes
+    model.pretrained_cfg = cfg
+    model.default_cfg = cfg  # the older timm name
     return model
 
 

@@ -20,12 +20,19 @@ measured on the first (clean) split.
 
 Evaluation callbacks feed [0, 1] images through :meth:`RobustClassifier.forward_normalized` (normalisation happens
 inside), so corrupted images never need to know the dataset statistics.
+
+Checkpoints are self-describing when the net is given as a spec (``net={"model_name": "resnet8_cifar",
+"num_classes": 10, ...}``, what ``robust-train`` passes for ``timm.create_model`` nets): the spec, mean/std and the
+other plain arguments are the checkpoint's hyper-parameters, so ``RobustClassifier.load_from_checkpoint(path)`` works
+alone, with torch's default ``weights_only=True``. Optimizer/scheduler partials, augmentation and loss modules are
+not stored (they are training-time objects; pass them again to resume training outside ``robust-train``). The run's
+composed config travels in the checkpoint too, as YAML text (:attr:`RobustClassifier.run_config`).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -34,7 +41,54 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-__all__ = ["RobustClassifier"]
+__all__ = ["CHECKPOINT_KEY", "RobustClassifier", "net_spec_from_config"]
+
+#: key of robust_train's own entry in a checkpoint: ``{"version": ..., "config": <composed run config as YAML>}``
+CHECKPOINT_KEY = "robust_train"
+
+# keys of a net spec that only matter when building from scratch (weights files); a checkpoint holds the weights
+_BUILD_ONLY_KEYS = ("checkpoint_path", "pretrained_cfg_overlay", "cache_dir")
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers (and tuples) -> plain dicts/lists, so nothing but builtins is pickled in checkpoints."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def net_spec_from_config(node: Any) -> dict[str, Any] | None:
+    """The net spec (``{"model_name": ..., **kwargs}``) of a ``timm.create_model`` net config, else ``None``.
+
+    Example:
+        >>> net_spec_from_config({"_target_": "timm.create_model", "model_name": "resnet8_cifar", "num_classes": 3})
+        {'model_name': 'resnet8_cifar', 'num_classes': 3}
+    """
+    node = _plain(node)
+    if not isinstance(node, dict) or node.get("_target_") not in (
+        "timm.create_model",
+        "robust_train.models.create_model",
+    ):
+        return None
+    return {k: v for k, v in node.items() if k != "_target_"}
+
+
+def _build_net(spec: Mapping[str, Any]) -> nn.Module:
+    from . import create_model  # the package registers the CIFAR nets with timm
+
+    spec = dict(spec)
+    if not isinstance(spec.get("model_name"), str):
+        raise ValueError(f"net spec: expected a mapping with a string 'model_name' and timm kwargs, got {spec!r}")
+    return create_model(spec.pop("model_name"), **spec)
 
 
 def _accepts(fn: Callable, name: str, var_keyword: bool = True) -> bool:
@@ -52,7 +106,9 @@ class RobustClassifier(LightningModule):
     """Image classifier trained with on-device augmentation and a pluggable loss.
 
     Args:
-        net: the network, mapping normalised images (B, C, H, W) to logits (B, num_classes).
+        net: the network, mapping normalised images (B, C, H, W) to logits (B, num_classes): a module, or a spec
+            ``{"model_name": <timm name>, **timm.create_model kwargs}`` built with
+            :func:`robust_train.models.create_model` and stored in checkpoints (see the module docstring).
         optimizer: partial optimizer factory, called as ``optimizer(params=...)``.
         scheduler: optional partial LR-scheduler factory, called as ``scheduler(optimizer=...)``. ``OneCycleLR``'s
             ``total_steps`` and ``CosineAnnealingLR``'s ``T_max`` are filled in from the trainer when left unset.
@@ -75,7 +131,7 @@ class RobustClassifier(LightningModule):
 
     def __init__(
         self,
-        net: nn.Module,
+        net: nn.Module | Mapping[str, Any] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         scheduler_interval: str = "epoch",
@@ -91,10 +147,28 @@ class RobustClassifier(LightningModule):
         super().__init__()
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        mean, std = [float(v) for v in _plain(mean)], [float(v) for v in _plain(std)]
         if len(mean) != len(std):
             raise ValueError(f"mean and std need one value per channel, got {list(mean)} and {list(std)}")
-        self.save_hyperparameters(logger=False, ignore=["net", "train_augment", "loss"])
-        self.net = net
+        if isinstance(net, nn.Module):
+            module, ignore = net, ["net"]
+        elif isinstance(net, Mapping):
+            spec = _plain(net)
+            module, ignore = _build_net(spec), []
+            # rebinding the argument is what save_hyperparameters stores: the spec without build-only keys
+            net = {k: v for k, v in spec.items() if k not in _BUILD_ONLY_KEYS} | {"pretrained": False}
+        else:
+            raise ValueError(
+                f"net: expected an nn.Module or a spec {{'model_name': ..., **timm kwargs}}, got {net!r} (a checkpoint "
+                "saved with a net module instead of a spec does not describe its net: pass net=... to "
+                "load_from_checkpoint)"
+            )
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.save_hyperparameters(logger=False, ignore=[*ignore, "optimizer", "scheduler", "train_augment", "loss"])
+        #: the composed config of the run that built this model (YAML text), saved in and restored from checkpoints
+        self.run_config: str | None = None
+        self.net = module
+        net = module
         self.train_augment = train_augment
         self.loss = loss if loss is not None else nn.CrossEntropyLoss()
         self._loss_takes_splits = _accepts(self.loss.forward, "num_splits")
@@ -221,13 +295,19 @@ class RobustClassifier(LightningModule):
 
     # ------------------------------------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the net's weights under ``net.*`` even when it was compiled (portable checkpoints)."""
+        """Store the net's weights under ``net.*`` even when compiled, and the run's config (portable checkpoints)."""
+        from .. import __version__
+
         sd = checkpoint.get("state_dict")
         if sd is not None:
             checkpoint["state_dict"] = {k.replace("net._orig_mod.", "net.", 1): v for k, v in sd.items()}
+        checkpoint[CHECKPOINT_KEY] = {"version": __version__, "config": self.run_config}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Map ``net.*`` keys onto a compiled net (and compiled keys onto a plain one)."""
+        """Map ``net.*`` keys onto a compiled net (and compiled keys onto a plain one); restore :attr:`run_config`."""
+        entry = checkpoint.get(CHECKPOINT_KEY)
+        if isinstance(entry, dict) and entry.get("config") and self.run_config is None:
+            self.run_config = entry["config"]
         sd = checkpoint.get("state_dict")
         if sd is None:
             return
@@ -255,12 +335,12 @@ class RobustClassifier(LightningModule):
 
     def configure_optimizers(self) -> Any:
         """Build the optimizer (and scheduler) from the partials."""
-        if self.hparams.optimizer is None:
+        if self.optimizer_factory is None:
             raise ValueError("RobustClassifier needs an optimizer partial to train (model.optimizer)")
-        optimizer = self.hparams.optimizer(params=self.trainer.model.parameters())
-        if self.hparams.scheduler is None:
+        optimizer = self.optimizer_factory(params=self.trainer.model.parameters())
+        if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.hparams.scheduler(optimizer=optimizer, **self._fill_scheduler_args(self.hparams.scheduler))
+        scheduler = self.scheduler_factory(optimizer=optimizer, **self._fill_scheduler_args(self.scheduler_factory))
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

@@ -2,7 +2,8 @@
 
 Shared by ``robust-train`` and ``robust-eval`` so that both read the config groups the same way:
 
-* ``data``: a DataModule; ``model``: a ``RobustClassifier`` whose ``net`` targets ``timm.create_model``;
+* ``data``: a DataModule; ``model``: a ``RobustClassifier`` whose ``net`` targets ``timm.create_model`` (passed to
+  the model as a plain spec, so checkpoints describe their net; the composed config is attached as YAML text);
 * ``augment`` / ``loss``: optional top-level groups, instantiated separately and passed to the model as
   ``train_augment`` / ``loss`` (a group option without ``_target_``, such as ``augment/none.yaml``, means none);
 * ``callbacks`` and ``eval``: mappings ``name -> callback config``; ``eval`` holds the evaluation callbacks
@@ -19,9 +20,10 @@ import hydra
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..models import check_model_name
+from ..models.lit_classifier import net_spec_from_config
 from .instantiators import instantiate_callbacks, instantiate_loggers
 from .pylogger import RankedLogger
 from .utils import ConfigError, check_trainer_config
@@ -95,7 +97,18 @@ def build_model(cfg: DictConfig) -> LightningModule:
     if loss is not None:
         overrides["loss"] = loss
     log.info(f"Instantiating model <{cfg.model._target_}> (net: {cfg.model.get('net', {}).get('model_name', '?')})")
-    return hydra.utils.instantiate(cfg.model, **overrides)
+    model_cfg = cfg.model
+    spec = net_spec_from_config(cfg.model.get("net"))
+    if spec is not None:  # a plain spec instead of a module: the checkpoint's hyper-parameters then describe the net
+        model_cfg = cfg.model.copy()
+        with open_dict(model_cfg):
+            del model_cfg["net"]
+        overrides["net"] = spec
+    model = hydra.utils.instantiate(model_cfg, **overrides)
+    if hasattr(model, "run_config"):
+        keys = [k for k in cfg.keys() if k != "hydra"]
+        model.run_config = OmegaConf.to_yaml(OmegaConf.masked_copy(cfg, keys))
+    return model
 
 
 def build_run(cfg: DictConfig, with_trainer: bool = True) -> Run:

@@ -10,9 +10,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from robust_train.augment import AdversarialAugment, AugMix, CorruptionAugment, GaussianNoiseAugment, Stylize
+from robust_train.cli import CONFIG_DIR
 from robust_train.losses import CleanLogitPairingLoss, JsdCrossEntropy, LogitPairingLoss
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(CONFIG_DIR)
 OURS = {
     "augmix": AugMix,
     "augmix_jsd": AugMix,

@@ -12,13 +12,13 @@ import torch
 from omegaconf import open_dict
 
 from robust_train.augment import AdversarialAugment, AugMix
-from robust_train.cli import report
+from robust_train.cli import CONFIG_DIR, report
 from robust_train.cli.train import fit_and_test
 from robust_train.losses import JsdCrossEntropy, LogitPairingLoss
 from robust_train.models import RobustClassifier
 from robust_train.perturbations import PGD
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(CONFIG_DIR)
 
 
 def compose_cfg(config_name: str, overrides: list[str], tmp_path: Path):

@@ -19,7 +19,9 @@ from robust_train.utils.builders import build_model, build_run, check_config
 
 from .conftest import compose_cfg, group_options
 
-GPU_TRAINERS = {"gpu", "ddp"}
+GPU_TRAINERS = {"gpu", "ddp", "ddp_multinode"}
+# optional packages of logger options (the configs compose without them)
+LOGGER_PACKAGES = {"wandb": "wandb", "mlflow": "mlflow"}
 
 
 def _resolve(cfg: DictConfig) -> None:
@@ -95,6 +97,11 @@ def test_logger_configs(name: str, tmp_path: Path) -> None:
     if "tensorboard" in OmegaConf.to_yaml(cfg.get("logger") or {}):
         if not (importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")):
             pytest.skip("tensorboard/tensorboardX not installed")
+    for key, package in LOGGER_PACKAGES.items():
+        if key in (cfg.get("logger") or {}):
+            assert cfg.logger[key]._target_.startswith("lightning.pytorch.loggers.")
+            if importlib.util.find_spec(package) is None:
+                pytest.skip(f"{package} not installed (optional; the config composes and resolves)")
     loggers = instantiate_loggers(cfg.get("logger"))
     assert all(isinstance(lg, Logger) for lg in loggers)
     assert len(loggers) == len(cfg.get("logger") or {})
