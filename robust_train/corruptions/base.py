@@ -273,8 +273,8 @@ class Corruption(nn.Module):
         params.update(self.draw(seeds, severity))
         return params
 
-    def _severity_rows(self, n: int, uniform: Tensor) -> Tensor:
-        sev = self.severity
+    def _severity_rows(self, n: int, uniform: Tensor, severity: Severity | None = None) -> Tensor:
+        sev = self.severity if severity is None else severity
         if isinstance(sev, Tensor):
             sev = sev.to("cpu", torch.float64)
             if sev.dim() == 0:
@@ -306,21 +306,33 @@ class Corruption(nn.Module):
         params = self.make_params(seeds, self._severity_rows(n, u), apply)
         return params.expand(batch_size) if self.same_on_batch else params
 
-    def params_for_indices(self, indices: Tensor | Sequence[int], seed: int = 0) -> Params:
+    def params_for_indices(
+        self, indices: Tensor | Sequence[int], seed: int = 0, *, severity: Severity | None = None
+    ) -> Params:
         """Evaluation parameters that depend only on ``(seed, corruption, severity, index)``.
 
         Args:
             indices: (B,) dataset indices of the samples.
             seed: evaluation seed.
+            severity: the severity to draw for (as the constructor's ``severity``); ``None`` uses the module's. One
+                module then serves every severity of a suite with the same parameters as a module per severity.
 
         Returns:
             :class:`Params` on the CPU; rows for equal indices are equal whatever the batch.
+
+        Example:
+            >>> from robust_train import create_corruption
+            >>> a = create_corruption("fog", severity=2).params_for_indices([4, 5], 0)
+            >>> a.equal(create_corruption("fog", severity=5).params_for_indices([4, 5], 0, severity=2))
+            True
         """
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
         n = idx.numel()
         base = combine_seeds(check_seed(seed), stream_id(self.name), idx)
         u = draw_uniform(base, 1, self.stream("severity"))[:, 0]
-        severity = self._severity_rows(n, u)
+        if severity is not None:
+            _check_severity(severity)
+        severity = self._severity_rows(n, u, self.severity if severity is None else severity)
         seeds = combine_seeds(base, torch.round(severity * 1000).to(torch.int64))
         return self.make_params(seeds, severity)
 

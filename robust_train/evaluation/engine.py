@@ -169,16 +169,18 @@ class SuiteRunner:
 
     def __init__(self, suite: EvalSuite) -> None:
         self.suite = suite
-        self._corruptions: dict[tuple[str, int, str], Corruption] = {}
+        self._corruptions: dict[tuple[str, str], Corruption] = {}
         self._sequences: dict[tuple[str, str, int | None], PerturbationSequence] = {}
 
-    def corruption(self, name: str, severity: int, preset: str) -> Corruption:
-        """The (cached) module of one corruption and severity: 8-bit output, JPEG when emulating the release."""
-        key = (name, severity, preset)
+    def corruption(self, name: str, preset: str) -> Corruption:
+        """The (cached) module of one corruption, for every severity: 8-bit output, JPEG when emulating the release.
+
+        Severities are chosen per call (``params_for_indices(..., severity=s)``): one module per corruption.
+        """
+        key = (name, preset)
         if key not in self._corruptions:
             self._corruptions[key] = create_corruption(
                 name,
-                severity=severity,
                 preset=preset,
                 quantize=True,
                 jpeg_quality=self.suite.release_jpeg_quality(preset),
@@ -223,8 +225,8 @@ class SuiteRunner:
         self, forward: Forward, x: Tensor, y: Tensor, index: Tensor, metric: CorruptionErrors, name: str, severity: int
     ) -> None:
         """One (corruption, severity) of one batch (arguments as :meth:`update_corruptions`)."""
-        op = self.corruption(name, severity, self.suite.preset_for(int(x.shape[-2]), int(x.shape[-1])))
-        xc = op(x, op.params_for_indices(index, self.suite.seed))
+        op = self.corruption(name, self.suite.preset_for(int(x.shape[-2]), int(x.shape[-1])))
+        xc = op(x, op.params_for_indices(index, self.suite.seed, severity=severity))
         metric.update(forward(xc), y.to(x.device), name, severity)
 
     @torch.no_grad()

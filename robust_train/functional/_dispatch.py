@@ -40,6 +40,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from ._hash_noise import _hash_noise_grad_reference, _hash_noise_reference
+
 __all__ = [
     "BACKENDS",
     "KERNEL_MODULES",
@@ -185,14 +187,10 @@ def _noise_keys(seed: Tensor, stream: int, device: torch.device) -> Tensor:
 
 
 def _hash_noise_ref(x: Tensor, seed: Tensor, sigma: Tensor, mode: int, stream: int) -> Tensor:
-    from .noise import _hash_noise_reference
-
     return _hash_noise_reference(x, seed, sigma, mode, stream)
 
 
 def _hash_noise_grad_ref(grad: Tensor, x: Tensor, seed: Tensor, sigma: Tensor, mode: int, stream: int) -> Tensor:
-    from .noise import _hash_noise_grad_reference
-
     return _hash_noise_grad_reference(grad, x, seed, sigma, mode, stream)
 
 
