@@ -42,18 +42,17 @@ class _Recorder:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[str, int | None, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        original = E.SuiteRunner.update_sequences
+        original = E.SuiteRunner.update_sequence
         recorder = self
 
-        def spy(runner, forward, x, index, metric, crop=None):
-            for name in metric.perturbations:
-                preset = runner.suite.preset_for(*((crop, crop) if crop else x.shape[-2:]))
-                op = runner.sequence(name, preset, crop)
-                frames = op(x, op.params_for_indices(index, runner.suite.seed))
-                recorder.calls.append((name, crop, x.clone(), index.clone(), frames))
-            return original(runner, forward, x, index, metric, crop)
+        def spy(runner, forward, x, index, metric, name, crop=None):
+            preset = runner.suite.preset_for(*((crop, crop) if crop else x.shape[-2:]))
+            op = runner.sequence(name, preset, crop)
+            frames = op(x, op.params_for_indices(index, runner.suite.seed))
+            recorder.calls.append((name, crop, x.clone(), index.clone(), frames))
+            return original(runner, forward, x, index, metric, name, crop)
 
-        monkeypatch.setattr(E.SuiteRunner, "update_sequences", spy)
+        monkeypatch.setattr(E.SuiteRunner, "update_sequence", spy)
 
 
 def test_imagefolder_hands_out_the_uncropped_256_context(tmp_path):
