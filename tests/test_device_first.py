@@ -3,7 +3,7 @@
 1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix, the corruption-training augment, one
    PGD step and the metric updates run with their images on a fake ``"cuda"`` device (:func:`tests._device.fake_cuda`):
    any read of a device value, NumPy round trip or device mismatch fails the test. The remaining host reads go
-   through :func:`robust_train.functional._checks.host_flag`; they are counted per call and must match
+   through :func:`robust_train.functional.checks.host_flag`; they are counted per call and must match
    :data:`DOCUMENTED_SYNCS`.
 2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence (no per-sample loops).
 """
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import robust_train as rt
-from robust_train.functional import _checks
+from robust_train.functional import checks
 from robust_train.functional._execution import cache_blocking
 from tests._device import count_aten_ops, fake_cuda
 
@@ -40,7 +40,7 @@ def host_reads(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
         reads[what] += 1
         return True
 
-    monkeypatch.setattr(_checks, "host_flag", fake_flag)
+    monkeypatch.setattr(checks, "host_flag", fake_flag)
     return reads
 
 

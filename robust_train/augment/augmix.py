@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..corruptions.params import Params
 from ..functional import augment_ops as AF
-from ..functional._checks import check_range
+from ..functional.checks import check_range
 from .base import BatchAugment
 from .ops import AUGMENT_OPS, list_augment_ops
 

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from ..corruptions.params import Params
-from ..functional._checks import check_image, check_range
-from ..functional._rng import combine_seeds
+from ..functional.checks import check_image, check_range
+from ..functional.rng import combine_seeds
 
 __all__ = ["BatchAugment", "ModelFn"]
 

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from ..corruptions.api import create_corruption
 from ..corruptions.params import Params
 from ..corruptions.suites import CORRUPTIONS, SUITES, check_suite_name
-from ..functional._checks import check_range
-from ..functional._rng import field_normal, stream_id
+from ..functional.checks import check_range
+from ..functional.rng import field_normal, stream_id
 from .base import BatchAugment
 
 __all__ = ["CorruptionAugment", "GaussianNoiseAugment", "resolve_corruption_names"]

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..corruptions.params import Params
 from ..functional import augment_ops as AF
-from ..functional._checks import check_range
+from ..functional.checks import check_range
 from ..registry import Registry
 from .base import BatchAugment
 

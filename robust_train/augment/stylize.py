@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..corruptions.params import Params
-from ..functional._checks import check_image, check_range
 from ..functional.adain import adain, adain_blend, channel_mean_std
+from ..functional.checks import check_image, check_range
 from .base import BatchAugment
 
 __all__ = [

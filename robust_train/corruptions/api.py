@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentError, ArgumentTypeError
-from ..functional._checks import check_image, check_per_sample, check_seed
-from ..functional._rng import combine_seeds, draw_uniform, stream_id
+from ..functional.checks import check_image, check_per_sample, check_seed
+from ..functional.rng import combine_seeds, draw_uniform, stream_id
 from .base import Corruption, Severity
 from .suites import CORRUPTIONS
 

@@ -4,7 +4,7 @@ Randomness model (see STYLE.md section 2):
 
 * A call draws, per sample, an int64 ``seed``, a ``severity`` and an ``apply`` flag. Everything else a corruption
   needs at random (angles, crop offsets, whole noise fields) is a pure function of ``(seed, stream, element)``
-  through the counter-based hash in :mod:`robust_train.functional._rng`. Small draws happen on the CPU in float64
+  through the counter-based hash in :mod:`robust_train.functional.rng`. Small draws happen on the CPU in float64
   (:meth:`Corruption.draw`); large fields are hashed on the image's device inside :meth:`Corruption.apply`.
 * Training: :meth:`Corruption.sample_params` draws seeds from a ``torch.Generator`` (the module's own when built
   with ``seed=``, otherwise the global one, so ``torch.manual_seed`` controls it).
@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..functional._checks import check_batch_param, check_image, check_int, check_per_sample, check_range, check_seed
 from ..functional._common import truncate_uint8
-from ..functional._rng import combine_seeds, draw_uniform, stream_id
+from ..functional.checks import check_batch_param, check_image, check_int, check_per_sample, check_range, check_seed
+from ..functional.rng import combine_seeds, draw_uniform, stream_id
 from . import execution
 from .execution import CpuPolicy
 from .params import Params

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..functional import blur as F
-from ..functional._rng import draw_uniform
+from ..functional.rng import draw_uniform
 from .base import Corruption, SeverityTable
 from .params import Params
 from .suites import CORRUPTIONS

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ..functional._checks import check_image
 from ..functional._common import single_omp_thread, to_compute_dtype
 from ..functional._fused import fusion_enabled
+from ..functional.checks import check_image
 
 if TYPE_CHECKING:
     from .base import Corruption

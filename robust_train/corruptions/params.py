@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentError, ArgumentTypeError
-from ..functional._checks import check_per_sample
+from ..functional.checks import check_per_sample
 
 __all__ = ["Params"]
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..functional import weather as F
-from ..functional._rng import draw_uniform
+from ..functional.rng import draw_uniform
 from .base import Corruption, SeverityTable
 from .execution import CpuPolicy
 from .params import Params

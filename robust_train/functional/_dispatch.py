@@ -181,7 +181,7 @@ def resolve_backend(backend: str, device: torch.device | str, name: str) -> str:
 # --------------------------------------------------------------------------------------------------- hash noise
 def _noise_keys(seed: Tensor, stream: int, device: torch.device) -> Tensor:
     """(B, 4) int32 keys of the two Box-Muller uniform streams (computed by the torch reference: bit-exact)."""
-    from ._rng import _normal_keys
+    from .rng import _normal_keys
 
     return torch.cat(_normal_keys(seed, stream, device), dim=1).contiguous()
 
@@ -262,7 +262,7 @@ torch.library.register_autograd("robust_train::hash_noise", _hash_noise_backward
 def hash_noise(x: Tensor, seed: Tensor, sigma: Tensor, mode: int, stream: int, backend: str = "auto") -> Tensor:
     """Fused counter-hash normal noise: ``clip(x + sigma z, 0, 1)`` (mode 0) or ``clip(x + x sigma z, 0, 1)`` (mode 1).
 
-    ``z`` is :func:`robust_train.functional._rng.field_normal` of ``(seed, x.shape[1:], stream)``; the kernel
+    ``z`` is :func:`robust_train.functional.rng.field_normal` of ``(seed, x.shape[1:], stream)``; the kernel
     agrees with it bit for bit on the integer hash and to float rounding on the normals.
 
     Args:

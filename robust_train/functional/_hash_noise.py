@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ._fused import fused, fusion_enabled
-from ._rng import _blocks, _normal_block, _normal_keys, normal_expr
+from .rng import _blocks, _normal_block, _normal_keys, normal_expr
 
 __all__ = ["_hash_noise_grad_reference", "_hash_noise_reference"]
 
@@ -34,7 +34,7 @@ def _hash_noise_reference(x: Tensor, seed: Tensor, sigma: Tensor, mode: int, str
     """Torch reference of the fused noise op (no autograd; see :func:`robust_train.functional._dispatch.hash_noise`).
 
     With fusion on (:mod:`robust_train.functional._fused`) one compiled kernel computes everything. Otherwise the
-    normal field is generated block by block (:func:`robust_train.functional._rng._blocks`) and
+    normal field is generated block by block (:func:`robust_train.functional.rng._blocks`) and
     ``clip(x + sigma z)`` (mode 0) or ``clip(x + x (sigma z))`` (mode 1) is written straight into the output.
     """
     batch = x.shape[0]

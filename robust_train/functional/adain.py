@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_batch_param, check_shape
+from .checks import check_batch_param, check_shape
 
 __all__ = ["adain", "adain_blend", "channel_mean_std"]
 

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_image
+from .checks import check_batch_param, check_image
 
 __all__ = [
     "AUGMIX_OPS",

@@ -40,11 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_shape, per_sample
 from ._common import straight_through, truncate_uint8
 from ._fused import fused, fused_runs
-from ._rng import _M1, _M2, MASK32, _i32, _keys, _srl, field_uniform, stream_id
+from .checks import check_batch_param, check_shape, per_sample
 from .filters import gaussian_filter2d, gaussian_kernel1d, pad2d, separable_filter2d
+from .rng import _M1, _M2, MASK32, _i32, _keys, _srl, field_uniform, stream_id
 
 __all__ = [
     "clipped_zoom",
@@ -824,7 +824,7 @@ def glass_shuffle_index(dx: Tensor, dy: Tensor, max_delta: Tensor | int) -> Tens
 
 
 def _mix32_pure(x: Tensor) -> Tensor:
-    """``_rng.mix32`` (lowbias32 on int32 bit patterns, wrapping multiply) as a pure expression for fused kernels."""
+    """``rng.mix32`` (lowbias32 on int32 bit patterns, wrapping multiply) as a pure expression for fused kernels."""
     x = x ^ _srl(x, 16)
     x = x * _i32(_M1)
     x = x ^ _srl(x, 15)
@@ -843,7 +843,7 @@ def _glass_links(k1: Tensor, k2: Tensor, d: Tensor, *, height: int, width: int) 
     order, so compiled and eager agree bit for bit (tested).
 
     Args:
-        k1: (B, 1) int32 first hash key of the pass's stream (``_rng._keys``).
+        k1: (B, 1) int32 first hash key of the pass's stream (``rng._keys``).
         k2: (B, 1) int32 second key.
         d: (B, 1) int64 maximum displacement (>= 1).
         height: H.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import check_shape
+from .checks import check_shape
 
 __all__ = ["GREY_WEIGHTS", "hsv_to_rgb", "hsv_to_rgb_planes", "rgb_to_grey", "rgb_to_hsv", "rgb_to_hsv_planes"]
 

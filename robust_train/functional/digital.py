@@ -48,13 +48,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_image, check_shape, check_value_range, check_values_async, per_sample
 from ._common import eager_only, host_threads, single_omp_thread
 from ._fused import fused, fused_runs
-from ._rng import field_uniform, stream_id
+from .checks import check_batch_param, check_image, check_shape, check_value_range, check_values_async, per_sample
 from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, gaussian_kernel1d
 from .jpeg import jpeg_roundtrip_torch
+from .rng import field_uniform, stream_id
 
 __all__ = [
     "ELASTIC_FIELD_STREAM",
@@ -439,7 +439,7 @@ def jpeg_compression(x: Tensor, quality: Tensor | float, codec: str = "auto", *,
         quality: JPEG quality per sample, shape (B,) or scalar, in [1, 100] (fractional values are rounded).
         codec: ``"auto"`` (the torch codec off the CPU, libjpeg on it), ``"cpu"`` (always libjpeg on the host) or
             ``"torch"`` (always the torch codec, on ``x.device``).
-        check_values: raise on values outside [0, 1] or NaN, as :func:`~._checks.check_image` does (free on the CPU
+        check_values: raise on values outside [0, 1] or NaN, as :func:`~.checks.check_image` does (free on the CPU
             codec: its uint8 conversion computes the range); otherwise values are clipped to [0, 1].
 
     Returns:
@@ -764,7 +764,7 @@ def pixelate(x: Tensor, factor: Tensor | float, *, check_values: bool = False) -
         x: images, shape (B, 3, H, W), float in [0, 1].
         factor: downscale factor per sample, shape (B,) or scalar, in (0, 1]; sizes are ``int(S * c)`` computed in
             float64, so pass Python floats or float64 tensors (a float32 ``0.02`` is slightly below 0.02).
-        check_values: raise on values outside [0, 1] or NaN, as :func:`~._checks.check_image` does (on the fused
+        check_values: raise on values outside [0, 1] or NaN, as :func:`~.checks.check_image` does (on the fused
             path from the range its width pass computes); otherwise values are clipped to [0, 1].
 
     Returns:

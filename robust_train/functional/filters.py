@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_shape, per_sample
 from ._fused import fused, fused_runs
+from .checks import check_shape, per_sample
 
 __all__ = [
     "MODES",

@@ -2,7 +2,7 @@
 
 Every op takes images ``(B, C, H, W)`` in [0, 1], per-sample arguments ``(B,)`` and per-sample int64 ``seed`` s;
 the noise of element ``e`` (flat index ``c * H * W + y * W + x`` inside the sample) is a pure function of
-``(seed, stream, e)`` through the counter-based hash of :mod:`robust_train.functional._rng`, so a sample's noise
+``(seed, stream, e)`` through the counter-based hash of :mod:`robust_train.functional.rng`, so a sample's noise
 never depends on the batch it is in, on the device or on the backend. The ops return the float output *before*
 the 8-bit truncation that the corruption modules apply.
 
@@ -12,7 +12,7 @@ Algorithms (the original, ``imagenet_c.corruptions``, works on float64 ``x = img
 op             original                                            here
 =============  ==================================================  ==========================================
 gaussian       ``clip(x + N(0, c^2), 0, 1)``                       ``clip(x + c z, 0, 1)``, ``z`` =
-                                                                   :func:`~robust_train.functional._rng.field_normal`
+                                                                   :func:`~robust_train.functional.rng.field_normal`
 shot           ``clip(Poisson(c x) / c, 0, 1)``                    :func:`poisson_table_sample` (``c`` up to
                                                                    1024) or :func:`poisson` (exact samplers)
 impulse        skimage ``random_noise('s&p', amount=c)``: every    one uniform ``u`` per element:
@@ -44,9 +44,9 @@ import torch
 from torch import Tensor
 
 from . import _dispatch
-from ._checks import check_batch_param, check_image, per_sample
 from ._fused import fused
-from ._rng import (
+from .checks import check_batch_param, check_image, per_sample
+from .rng import (
     MASK32,
     _blocks,
     _hash_keys,
@@ -668,7 +668,7 @@ def impulse_noise(x: Tensor, amount: Tensor | float, seed: Tensor | int, *, stre
 def _impulse_apply(x: Tensor, k1: Tensor, k2: Tensor, amount: Tensor) -> Tensor:
     """Salt and pepper from the uniform field of ``(k1, k2)`` (one compiled loop when fusion is on).
 
-    ``u`` is exactly :func:`~robust_train.functional._rng.field_uniform` (float32) of the sample's keys.
+    ``u`` is exactly :func:`~robust_train.functional.rng.field_uniform` (float32) of the sample's keys.
     """
     batch, n = x.shape[0], x[0].numel()
     xf = x.reshape(batch, n)

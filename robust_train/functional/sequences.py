@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_batch_param, check_image
-from ._rng import combine_seeds
 from .blur import motion_blur
+from .checks import check_batch_param, check_image
 from .filters import gaussian_filter2d
+from .rng import combine_seeds
 from .weather import brightness, snow, spatter
 
 __all__ = [
@@ -650,7 +650,7 @@ def spatter_sequence(
         ...                  stream=1).shape
         torch.Size([1, 3, 3, 32, 32])
     """
-    from ._rng import field_normal
+    from .rng import field_normal
 
     check_image(x, check_values=False)
     xc = _crop(x, crop)

@@ -2,7 +2,7 @@
 
 Functional ops take images ``(B, 3, H, W)`` in [0, 1] and per-sample arguments ``(B,)``; they never draw random
 numbers themselves: noise fields come from a per-sample int64 ``seed`` through the counter-based hash of
-:mod:`robust_train.functional._rng` (or are passed in directly with ``noise=`` / ``uniform=``, which the parity tests
+:mod:`robust_train.functional.rng` (or are passed in directly with ``noise=`` / ``uniform=``, which the parity tests
 use to compare the deterministic part with a NumPy transcription of the original), small draws (texture index, crop
 offsets, angles) come in as arguments. They return float output before the module's final 8-bit truncation; where
 the original truncates inside the algorithm (snow layer, spatter water map, ImageMagick output) the op does so itself.
@@ -38,15 +38,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import _checks
+from . import checks
 from ._assets import frost_stack
-from ._checks import check_batch_param, check_image, check_shape, per_sample
 from ._common import eager_only, straight_through, truncate_uint8
 from ._fused import fused, fused_runs, fusion_enabled
-from ._rng import field_normal, field_uniform, stream_id
 from .blur import clipped_zoom, motion_blur
+from .checks import check_batch_param, check_image, check_shape, per_sample
 from .color import GREY_WEIGHTS, hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, pad2d
+from .rng import field_normal, field_uniform, stream_id
 
 __all__ = [
     "FOG_STREAM",
@@ -635,7 +635,7 @@ def _hysteresis(cur: Tensor, cand: Tensor) -> Tensor:
 
     Exact for any image: growth runs in blocks of :data:`HYSTERESIS_STEPS_PER_CHECK` steps (4 on the CPU, where the
     check costs no synchronisation) and stops after the first block that changed nothing. The check reads one flag
-    back (:func:`~robust_train.functional._checks.host_flag`): one device synchronisation per block, typically one per
+    back (:func:`~robust_train.functional.checks.host_flag`): one device synchronisation per block, typically one per
     call (spatter layers converge within the first block).
     """
     steps = 4 if cur.device.type == "cpu" else HYSTERESIS_STEPS_PER_CHECK  # a host read is free on the host
@@ -643,7 +643,7 @@ def _hysteresis(cur: Tensor, cand: Tensor) -> Tensor:
         prev = cur
         for _ in range(steps):
             cur = _dilate3(cur) & cand
-        if _checks.host_flag(
+        if checks.host_flag(
             torch.equal(cur, prev) if cur.device.type == "cpu" else (cur == prev).all(), "canny hysteresis"
         ):
             return cur

@@ -1,6 +1,6 @@
 """Triton kernels: counter-based hash RNG and fused Gaussian / speckle noise.
 
-Twin of the torch reference in ``robust_train/functional/_rng.py`` (``hash32``, ``field_uniform``, ``field_normal``)
+Twin of the torch reference in ``robust_train/functional/rng.py`` (``hash32``, ``field_uniform``, ``field_normal``)
 and ``robust_train/functional/noise.py`` (``_hash_noise_reference``): the integer hash agrees bit for bit, the
 floats to rounding (``log``/``sqrt``/``cos``/``sin`` come from the GPU math library instead of Sleef).
 
@@ -12,7 +12,7 @@ Per sample ``b`` and element ``e`` (flat index inside the sample)::
     out   = clip(x + sigma z, 0, 1)        (mode 0)   or   clip(x + x * (sigma z), 0, 1)   (mode 1)
 
 The per-sample keys ``(k1, k2)`` of the two uniform streams (A, B) are derived from the int64 seed on the host by the
-reference (``_rng._normal_keys``; B values, exact) and passed as a (B, 4) int32 tensor, so the kernel sees only
+reference (``rng._normal_keys``; B values, exact) and passed as a (B, 4) int32 tensor, so the kernel sees only
 32-bit arithmetic. This file imports triton at module level; ``robust_train.functional._dispatch`` loads it lazily
 by path and falls back to the reference when that fails.
 

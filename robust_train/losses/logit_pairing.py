@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..functional._checks import check_range
+from ..functional.checks import check_range
 from . import functional as LF
 
 __all__ = ["CleanLogitPairingLoss", "LogitPairingLoss"]

@@ -17,7 +17,7 @@ from torchmetrics import Metric
 
 from ..corruptions.suites import BENCHMARK_ORDER
 from ..errors import ArgumentTypeError, IncompleteMetricWarning
-from ..functional._checks import check_int
+from ..functional.checks import check_int
 from . import functional as MF
 from .baselines import Baseline, resolve_baseline
 

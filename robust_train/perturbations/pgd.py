@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..functional._checks import check_image
-from ..functional._rng import field_normal, field_uniform, stream_id
+from ..functional.checks import check_image
+from ..functional.rng import field_normal, field_uniform, stream_id
 from ..registry import Registry
 from .projections import clamp_to_image, lp_norm, project
 

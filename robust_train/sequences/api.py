@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentError, ArgumentTypeError
-from ..functional._checks import check_image, check_per_sample
-from ..functional._rng import combine_seeds, stream_id
+from ..functional.checks import check_image, check_per_sample
+from ..functional.rng import combine_seeds, stream_id
 from ..registry import suggest
 from .base import SEQUENCES, PerturbationSequence
 

@@ -18,9 +18,9 @@ from typing_extensions import override
 
 from ..corruptions.base import PRESETS, resolve_preset
 from ..corruptions.params import Params
-from ..functional._checks import check_image, check_seed
 from ..functional._common import to_compute_dtype, truncate_uint8
-from ..functional._rng import combine_seeds, stream_id
+from ..functional.checks import check_image, check_seed
+from ..functional.rng import combine_seeds, stream_id
 from ..functional.sequences import center_crop_offsets
 from ..registry import Registry
 

@@ -41,7 +41,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from ..functional import sequences as FS
-from ..functional._rng import stream_id
+from ..functional.rng import stream_id
 from .base import SEQUENCES, PerturbationSequence
 
 __all__ = [

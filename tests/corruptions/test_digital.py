@@ -539,7 +539,7 @@ def _elastic_pair(
 
 
 def field_uniform_for(op: ElasticTransform, params: Params, h: int, w: int) -> torch.Tensor:
-    from robust_train.functional._rng import field_uniform
+    from robust_train.functional.rng import field_uniform
 
     return field_uniform(params["seed"], (2, h, w), op.stream("field"), dtype=torch.float64)
 

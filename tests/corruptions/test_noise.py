@@ -17,7 +17,7 @@ import torch
 
 from robust_train.corruptions import Params
 from robust_train.corruptions.noise import GaussianNoise, ImpulseNoise, ShotNoise, SpeckleNoise
-from robust_train.functional import _execution, _rng
+from robust_train.functional import _execution, rng
 from robust_train.functional import noise as F
 
 from .._helpers import PHOTOS, photo_at, to_tensor
@@ -181,13 +181,13 @@ def test_gradients_match_their_documented_form() -> None:
     # gaussian: identity where not clipped
     out = F.gaussian_noise(x, 0.3, seed)
     (gx,) = torch.autograd.grad(out.sum(), x)
-    z = _rng.field_normal(seed, (3, 8, 8), F.GAUSSIAN_STREAM, dtype=torch.float64)
+    z = rng.field_normal(seed, (3, 8, 8), F.GAUSSIAN_STREAM, dtype=torch.float64)
     pre = x.detach() + 0.3 * z
     assert torch.equal(gx, ((pre >= 0) & (pre <= 1)).double())
     # speckle: 1 + sigma z where not clipped
     out = F.speckle_noise(x, 0.3, seed)
     (gx,) = torch.autograd.grad(out.sum(), x)
-    z = _rng.field_normal(seed, (3, 8, 8), F.SPECKLE_STREAM, dtype=torch.float64)
+    z = rng.field_normal(seed, (3, 8, 8), F.SPECKLE_STREAM, dtype=torch.float64)
     pre = x.detach() + x.detach() * (0.3 * z)
     torch.testing.assert_close(gx, torch.where((pre >= 0) & (pre <= 1), 1 + 0.3 * z, 0.0))
     # shot: surrogate 1 where k / lam <= 1
@@ -199,7 +199,7 @@ def test_gradients_match_their_documented_form() -> None:
     # impulse: 1 on untouched elements, 0 on replaced ones
     out = F.impulse_noise(x, 0.3, seed)
     (gx,) = torch.autograd.grad(out.sum(), x)
-    u = _rng.field_uniform(seed, (3, 8, 8), F.IMPULSE_STREAM)
+    u = rng.field_uniform(seed, (3, 8, 8), F.IMPULSE_STREAM)
     assert torch.equal(gx, (u >= 0.3).double())
 
 
@@ -212,7 +212,7 @@ def _ks_statistic(sample: np.ndarray, cdf) -> float:  # noqa: ANN001
 
 
 def test_field_uniform_distribution() -> None:
-    u = _rng.field_uniform(torch.arange(8), (3, 64, 64), 11, dtype=torch.float64).flatten().numpy()
+    u = rng.field_uniform(torch.arange(8), (3, 64, 64), 11, dtype=torch.float64).flatten().numpy()
     n = u.size
     assert abs(u.mean() - 0.5) < 4 * math.sqrt(1 / 12 / n)
     assert abs(u.var() - 1 / 12) < 0.01 * (1 / 12)
@@ -225,17 +225,17 @@ def test_field_uniform_open_interval_all_dtypes() -> None:
     # the extreme 24-bit values: all ones (would round to 1.0 in float32) and all zeros
     h = torch.tensor([-1, 0, 0x7FFFFFFF, -256], dtype=torch.int32)
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
-        u = _rng._to_unit(h, dtype)
+        u = rng._to_unit(h, dtype)
         assert u.dtype == dtype and bool((u > 0).all()) and bool((u < 1).all()), dtype
-    assert _rng._to_unit(h, torch.float64)[0].item() == (2**24 - 0.5) / 2**24
-    u = _rng.field_uniform(torch.arange(4), (3, 32, 32), 5, dtype=torch.float16)
+    assert rng._to_unit(h, torch.float64)[0].item() == (2**24 - 0.5) / 2**24
+    u = rng.field_uniform(torch.arange(4), (3, 32, 32), 5, dtype=torch.float16)
     assert bool((u > 0).all()) and bool((u < 1).all())
 
 
 def test_field_normal_distribution() -> None:
     from scipy import stats
 
-    z = _rng.field_normal(torch.arange(8), (3, 64, 64), 12, dtype=torch.float64).flatten().numpy()
+    z = rng.field_normal(torch.arange(8), (3, 64, 64), 12, dtype=torch.float64).flatten().numpy()
     n = z.size
     assert abs(z.mean()) < 4 / math.sqrt(n)
     assert abs(z.var() - 1) < 4 * math.sqrt(2 / n)
@@ -247,17 +247,17 @@ def test_field_normal_distribution() -> None:
     assert abs(np.corrcoef(a, b)[0, 1]) < 4 / math.sqrt(m)
     assert abs(np.corrcoef(a**2, b**2)[0, 1]) < 4 / math.sqrt(m)
     # float32 and float64 fields agree (same 24-bit uniforms)
-    z32 = _rng.field_normal(torch.arange(2), (3, 8, 8), 12).double()
+    z32 = rng.field_normal(torch.arange(2), (3, 8, 8), 12).double()
     torch.testing.assert_close(
-        z32, _rng.field_normal(torch.arange(2), (3, 8, 8), 12, dtype=torch.float64), atol=1e-5, rtol=1e-5
+        z32, rng.field_normal(torch.arange(2), (3, 8, 8), 12, dtype=torch.float64), atol=1e-5, rtol=1e-5
     )
 
 
 def test_field_normal_odd_sizes_and_replay() -> None:
-    z = _rng.field_normal(torch.tensor([5, 6]), (3, 5, 7), 1)
+    z = rng.field_normal(torch.tensor([5, 6]), (3, 5, 7), 1)
     assert z.shape == (2, 3, 5, 7) and torch.isfinite(z).all()
-    assert torch.equal(z[1:], _rng.field_normal(torch.tensor([6]), (3, 5, 7), 1))
-    longer = _rng.field_normal(torch.tensor([5]), (106,), 1)  # a prefix of a longer field is the same numbers
+    assert torch.equal(z[1:], rng.field_normal(torch.tensor([6]), (3, 5, 7), 1))
+    longer = rng.field_normal(torch.tensor([5]), (106,), 1)  # a prefix of a longer field is the same numbers
     assert torch.equal(z[0].flatten(), longer[0, :105])
 
 
@@ -463,14 +463,14 @@ def test_deterministic_part_matches_numpy_given_our_field(name: str, preset: str
         x = img.transpose(2, 0, 1)[None] / 255.0  # (1, 3, H, W) float64
         shape = (3, size, size)
         if name in ("gaussian_noise", "speckle_noise"):
-            z = _rng.field_normal(params["seed"], shape, op.stream("noise"), dtype=torch.float64).numpy()
+            z = rng.field_normal(params["seed"], shape, op.stream("noise"), dtype=torch.float64).numpy()
             y = x + c * z if name == "gaussian_noise" else x + x * (c * z)
         elif name == "shot_noise":
             lam = torch.tensor([c], dtype=torch.float64)
             ratio = F.poisson_table_sample(torch.from_numpy(x), lam, params["seed"], op.stream("noise"), clip=False)
             y = np.round(ratio.numpy() * c) / c  # the counts k our sampler drew, then the original's k / c
         else:
-            u = _rng.field_uniform(params["seed"], shape, op.stream("noise"), dtype=torch.float64).numpy()
+            u = rng.field_uniform(params["seed"], shape, op.stream("noise"), dtype=torch.float64).numpy()
             y = np.where(u < c / 2, 0.0, np.where(u < c, 1.0, x))
         ref = np.uint8(np.clip(y, 0, 1) * 255)[0].transpose(1, 2, 0)
         diff = np.abs(ours.astype(int) - ref.astype(int))
@@ -569,20 +569,20 @@ def test_hash_expressions_match_the_blocked_fields() -> None:
 
     seed = torch.tensor([1, -5, 2**40])
     shape = (3, 7, 9)  # odd element count
-    stream = _rng.stream_id("demo")
-    keys = torch.cat(_rng._normal_keys(seed, stream, torch.device("cpu")), dim=1)
+    stream = rng.stream_id("demo")
+    keys = torch.cat(rng._normal_keys(seed, stream, torch.device("cpu")), dim=1)
     n = math.prod(shape)
 
     @fused
     def normals(k: torch.Tensor) -> torch.Tensor:
-        return _rng.normal_expr(k, n, torch.float32)
+        return rng.normal_expr(k, n, torch.float32)
 
-    ref = _rng.field_normal(seed, shape, stream).view(3, -1)
+    ref = rng.field_normal(seed, shape, stream).view(3, -1)
     for mode in ("off", "on"):
         with fusion(mode):
             torch.testing.assert_close(normals(keys), ref, atol=2e-6, rtol=0)
-    k1, k2 = _rng._keys(seed, stream)
+    k1, k2 = rng._keys(seed, stream)
     c = torch.arange(n, dtype=torch.int32).view(1, -1)
-    h = _rng.hash_expr(k1.view(-1, 1), k2.view(-1, 1), c)
-    assert torch.equal(h, _rng.hash32(seed, c, stream))
-    assert torch.equal(_rng.unit_expr(h, torch.float32).view(3, *shape), _rng.field_uniform(seed, shape, stream))
+    h = rng.hash_expr(k1.view(-1, 1), k2.view(-1, 1), c)
+    assert torch.equal(h, rng.hash32(seed, c, stream))
+    assert torch.equal(rng.unit_expr(h, torch.float32).view(3, *shape), rng.field_uniform(seed, shape, stream))

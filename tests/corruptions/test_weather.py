@@ -19,7 +19,7 @@ from robust_train.corruptions.weather import Brightness, Fog, Frost, Snow, Spatt
 from robust_train.functional import _assets as A
 from robust_train.functional import color as C
 from robust_train.functional import weather as W
-from robust_train.functional._rng import combine_seeds, field_normal, field_uniform
+from robust_train.functional.rng import combine_seeds, field_normal, field_uniform
 
 from .._helpers import PHOTOS, RunIf, photo_at, to_tensor, to_uint8
 from .._reference import imagenet_c

@@ -14,7 +14,7 @@ import torch.nn.functional as TF
 
 import robust_train
 from robust_train.functional import blur as F
-from robust_train.functional._rng import MASK32, _keys
+from robust_train.functional.rng import MASK32, _keys
 
 
 @pytest.mark.parametrize("mode", ["off", "on"])

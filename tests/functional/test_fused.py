@@ -46,14 +46,14 @@ def test_truncate_fused_matches_eager() -> None:
 def test_field_uniform_fused_is_bit_identical(work_dtype: torch.dtype) -> None:
     """The fused uniform field (fusion on) has the same bits as the blocked eager one, including the float32 clamp
     at the top end; big enough for several CPU blocks in the eager path."""
-    from robust_train.functional import _rng
+    from robust_train.functional import rng
 
     seeds = torch.tensor([0, 1, -5, 2**40 + 3], dtype=torch.int64)
     shape = (3, 200, 190)  # 114000 elements per sample: the eager path splits the batch into blocks
     with fusion("off"):
-        eager = _rng.field_uniform(seeds, shape, 1234, dtype=work_dtype)
+        eager = rng.field_uniform(seeds, shape, 1234, dtype=work_dtype)
     with fusion("on"):
-        compiled = _rng.field_uniform(seeds, shape, 1234, dtype=work_dtype)
+        compiled = rng.field_uniform(seeds, shape, 1234, dtype=work_dtype)
     assert compiled.dtype == work_dtype and compiled.shape == (4, *shape)
     assert torch.equal(eager, compiled)
     assert float(compiled.min()) > 0.0 and float(compiled.max()) < 1.0
@@ -64,15 +64,15 @@ def test_field_normal_fused_matches_eager(work_dtype: torch.dtype) -> None:
     """The fused normal field (one loop, fusion on) has the blocked field's hash bits; only ``log``/``cos``/``sin``
     may round differently (measured: a third of float32 values differ, by <= 1e-6 absolute). Odd sizes (the last
     Box-Muller pair cut in half) and sizes that the eager path splits into several blocks."""
-    from robust_train.functional import _rng
+    from robust_train.functional import rng
 
     seeds = torch.tensor([0, 1, -5, 2**40 + 3], dtype=torch.int64)
     for shape in ((3, 200, 190), (7, 5), (1,)):
         with fusion("off"):
-            eager = _rng.field_normal(seeds, shape, 99, dtype=work_dtype)
+            eager = rng.field_normal(seeds, shape, 99, dtype=work_dtype)
         with fusion("on"):
-            compiled = _rng.field_normal(seeds, shape, 99, dtype=work_dtype)
-            assert torch.equal(compiled[2:3], _rng.field_normal(seeds[2:3], shape, 99, dtype=work_dtype))  # replay
+            compiled = rng.field_normal(seeds, shape, 99, dtype=work_dtype)
+            assert torch.equal(compiled[2:3], rng.field_normal(seeds[2:3], shape, 99, dtype=work_dtype))  # replay
         assert compiled.dtype == work_dtype and compiled.shape == (4, *shape)
         tol = 2e-6 if work_dtype == torch.float32 else 1e-14
         torch.testing.assert_close(compiled, eager, rtol=0, atol=tol)

@@ -13,7 +13,7 @@ import warnings
 import pytest
 import torch
 
-from robust_train.functional import _dispatch, _rng
+from robust_train.functional import _dispatch, rng
 from robust_train.functional import noise as F
 
 from .._helpers import RunIf, gradcheck
@@ -43,15 +43,15 @@ def kmod(monkeypatch: pytest.MonkeyPatch, fresh_dispatch):
 
 
 def _keys2(seed: torch.Tensor, stream: int) -> torch.Tensor:
-    return torch.stack(_rng._keys(seed, stream), dim=1).contiguous()
+    return torch.stack(rng._keys(seed, stream), dim=1).contiguous()
 
 
 @RunIf(kernels=True)
 @pytest.mark.parametrize("n", [1, 7, 1024, 3 * 17 * 13])
 def test_hash_bits_bit_exact(kmod, n: int) -> None:
-    stream = _rng.stream_id("kernel/test")
+    stream = rng.stream_id("kernel/test")
     bits = kmod.hash_bits(_keys2(SEEDS, stream), n)
-    ref = _rng.hash32(SEEDS, torch.arange(n).view(1, n), stream)
+    ref = rng.hash32(SEEDS, torch.arange(n).view(1, n), stream)
     assert bits.dtype == torch.int32 and torch.equal(bits, ref)
 
 
@@ -61,7 +61,7 @@ def test_uniform_bit_exact(kmod, precision: torch.dtype) -> None:
     dtype = precision
     stream, n = 99, 2 * 1024 + 5
     u = kmod.uniform(_keys2(SEEDS, stream), n, dtype)
-    assert torch.equal(u, _rng.field_uniform(SEEDS, (n,), stream, dtype=dtype))
+    assert torch.equal(u, rng.field_uniform(SEEDS, (n,), stream, dtype=dtype))
     assert bool((u > 0).all()) and bool((u < 1).all())
 
 
@@ -70,11 +70,11 @@ def test_uniform_bit_exact(kmod, precision: torch.dtype) -> None:
 @pytest.mark.parametrize("n", [1, 5, 3 * 17 * 13])
 def test_normal_matches_reference(kmod, precision: torch.dtype, n: int) -> None:
     dtype = precision
-    stream = _rng.stream_id("kernel/normal")
+    stream = rng.stream_id("kernel/normal")
     keys = _dispatch._noise_keys(SEEDS, stream, torch.device("cpu"))
     z = kmod.normal(keys, n, dtype)
     rtol, atol = NORMAL_TOL[dtype]
-    torch.testing.assert_close(z, _rng.field_normal(SEEDS, (n,), stream, dtype=dtype), rtol=rtol, atol=atol)
+    torch.testing.assert_close(z, rng.field_normal(SEEDS, (n,), stream, dtype=dtype), rtol=rtol, atol=atol)
 
 
 @RunIf(kernels=True)
@@ -227,7 +227,7 @@ def test_cuda_kernel_matches_reference(
     assert _dispatch.resolve_backend("auto", "cuda", "hash_noise") == "kernel"
     mod = _dispatch.load_kernel_module("hash_noise")
     keys2 = _keys2(SEEDS, 5).cuda()
-    assert torch.equal(mod.hash_bits(keys2, 4099).cpu(), _rng.hash32(SEEDS, torch.arange(4099).view(1, -1), 5))
+    assert torch.equal(mod.hash_bits(keys2, 4099).cpu(), rng.hash32(SEEDS, torch.arange(4099).view(1, -1), 5))
     out = _dispatch.hash_noise(x, seed, sigma, mode, 77, backend="kernel")
     ref = _dispatch.hash_noise(x.cpu(), seed, sigma.cpu(), mode, 77, backend="torch")
     torch.testing.assert_close(
