@@ -214,7 +214,8 @@ def time_ours(name: str, severity: int, size: int, batch: int, args: argparse.Na
         from robust_train.functional import _fused
 
         start = time.perf_counter()
-        while time.perf_counter() - start < min(_fused.TIER_CPU_SECONDS + 0.5, 60.0):
+        # twice the budget: every kernel signature (chunk shapes included) passes it, and its compile happens here
+        while time.perf_counter() - start < min(2 * _fused.TIER_CPU_SECONDS + 1.0, 60.0):
             op(x)
     res = common.time_call(
         lambda: op(x),

@@ -303,3 +303,32 @@ def test_load_warning(before: dict, foreign: dict, expect: str | None) -> None:
         assert got is None
     else:
         assert got is not None and expect in got
+
+
+@pytest.mark.slow  # ~10 s: a subprocess that imports torch, kornia and torch-uncertainty
+@pytest.mark.skipif(not has_module("torch_uncertainty"), reason="torch_uncertainty is not installed")
+def test_peers_quick(tmp_path: Path) -> None:
+    """``benchmarks/peers.py --quick``: one row per requested corruption, our timing positive, ratios = peer / ours."""
+    names = ["brightness", "gaussian_noise"]
+    cmd = [sys.executable, "benchmarks/peers.py", "--quick", "--names", ",".join(names), "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["peers_cpu_quick.json", "peers_cpu_quick.md"]
+    data = json.loads((tmp_path / "peers_cpu_quick.json").read_text())
+    assert set(data) == {"metadata", "results"}
+    assert data["metadata"]["config"]["fusion"] == "auto" and data["metadata"]["config"]["size"] == 32
+    rows = data["results"]["rows"]
+    assert [r["name"] for r in rows] == names
+    for r in rows:
+        assert r["ours_ms"] > 0, r["errors"]
+        assert math.isclose(r["ours_ms"], r["ours"]["median_s"] / 4 * 1e3, rel_tol=1e-9)
+        assert r["tu_ms"] > 0 and r["tu_batchable"] is True, r["errors"]  # both classes are batchable in TU 0.13
+        assert math.isclose(r["ratio_tu"], r["tu_ms"] / r["ours_ms"], rel_tol=1e-9)
+        if r["kornia_ms"] is not None:
+            assert math.isclose(r["ratio_kornia"], r["kornia_ms"] / r["ours_ms"], rel_tol=1e-9)
+        else:
+            assert "kornia" in r["errors"]
+    md = (tmp_path / "peers_cpu_quick.md").read_text()
+    for name in names:
+        assert any(ln.startswith(f"| {name} | ") for ln in md.splitlines()), name
+    assert "torch-uncertainty is faster than ours on" in md and "kornia is faster than ours on" in md

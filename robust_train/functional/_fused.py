@@ -9,8 +9,9 @@ within float rounding elsewhere (``tests/functional/test_fused.py`` checks every
 
 When compiled code runs:
 
-* mode ``"off"``: never; ``"on"``: always, on every device (``fusion_enabled``); ``"auto"`` (default): **tiered**, as
-  a JIT does. A compile costs seconds per kernel and input signature (shapes, dtypes, constants, device; cached on
+* mode ``"off"``: never (callers use their eager formulations); ``"on"``: always, on every device; ``"auto"``
+  (default): callers use the fused formulations as with ``"on"``, and each kernel is compiled **tiered**, as a JIT
+  does. A compile costs seconds per kernel and input signature (shapes, dtypes, constants, device; cached on
   disk by Inductor across processes), so a kernel is compiled only once it pays for itself: on the CPU when the eager
   runs of that signature have taken :data:`TIER_CPU_SECONDS` in total (long jobs such as evaluation suites and
   training get compiled kernels; one-off calls never wait for a compiler), on an accelerator from the
@@ -117,15 +118,13 @@ def fusion(mode: str | bool) -> Iterator[None]:
 
 
 def fusion_enabled(device: torch.device | str) -> bool:
-    """Whether callers should pick the formulation written for compiled kernels, for tensors on ``device``.
+    """Whether callers pick the formulation written for compiled kernels, for tensors on ``device``.
 
-    Mode ``"on"``: everywhere; ``"auto"``: on CUDA (where kernels compile from their second call); ``"off"``: never.
-    On the CPU under ``"auto"`` the eager formulation is kept and each :func:`fused` kernel is compiled once it pays
-    for itself.
+    Modes ``"on"`` and ``"auto"``: yes, on every device (under ``"auto"`` each :func:`fused` kernel runs its eager
+    body until it has paid for its compile); ``"off"``: never (the eager formulations, tuned for eager execution).
     """
-    if _MODE == "off":
-        return False
-    return _MODE == "on" or torch.device(device).type == "cuda"
+    del device  # the same rule on every device
+    return _MODE != "off"
 
 
 #: ``"auto"`` on the CPU: compile a kernel's signature once its eager runs have taken this long in total (seconds).
