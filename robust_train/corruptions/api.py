@@ -11,6 +11,7 @@ from ..errors import ArgumentError, ArgumentTypeError
 from ..functional.checks import check_image, check_per_sample, check_seed
 from ..functional.rng import combine_seeds, draw_uniform, stream_id
 from .base import Corruption, Severity
+from .execution import as_batch
 from .suites import CORRUPTIONS
 
 __all__ = ["corrupt", "create_corruption"]
@@ -56,9 +57,10 @@ def corrupt(
         >>> corrupt(torch.rand(2, 3, 32, 32), "contrast", 3).shape
         torch.Size([2, 3, 32, 32])
     """
-    check_image(x, check_values=False)  # values (range, NaN) are checked once, by the module's forward
+    batch, _ = as_batch(x)  # any accepted form; values (range, NaN) are checked once, by the module's forward
+    check_image(batch, check_values=False)
     op = create_corruption(name, severity=severity, preset=preset, **options)
-    b = x.shape[0]
+    b = batch.shape[0]
     if isinstance(seed, Tensor):
         seeds = check_per_sample(seed, "seed", batch=b, integer=True).reshape(-1)
         if seeds.numel() != b:

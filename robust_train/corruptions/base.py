@@ -363,16 +363,21 @@ class Corruption(nn.Module):
         """Corrupt ``x``; pass ``params`` (for example ``self.last_params``) to replay a call exactly.
 
         Args:
-            x: (B, 3, H, W) float images in [0, 1].
+            x: images as torchvision users pass them (:func:`~robust_train.corruptions.execution.as_batch`):
+                ``(C, H, W)`` or ``(B, C, H, W)``, float in [0, 1] or ``uint8``, 1 (grey) or 3 channels, any memory
+                format, plain tensors or ``tv_tensors.Image``; so a module drops into a
+                ``torchvision.transforms.v2.Compose`` (per image) and into a batch pipeline on the device alike.
             params: parameters to apply; sampled with :meth:`sample_params` when ``None``.
 
         Returns:
-            (B, 3, H, W), same dtype and device as ``x``, in [0, 1].
+            The corrupted images in the input's form (rank, dtype, memory format, tv_tensor type; grey input comes
+            back with 3 channels, as the original returned it), on ``x``'s device.
         """
-        check_image(x, check_values=False)
-        params = Params.for_batch(params, x.shape[0], self.sample_params)  # host (CPU) parameters
+        batch, restore = execution.as_batch(x)
+        check_image(batch, check_values=False)
+        params = Params.for_batch(params, batch.shape[0], self.sample_params)  # host (CPU) parameters
         self.last_params = params
-        return execution.run(self, x, params)
+        return restore(execution.run(self, batch, params))
 
     def finish(self, out: Tensor) -> Tensor:
         """Output stage: optional 8-bit truncation, then optional JPEG round trip."""

@@ -19,6 +19,7 @@ CPU policies apply: a call is the op's maths on the whole batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .base import Corruption
     from .params import Params
 
-__all__ = ["CpuPolicy", "run"]
+__all__ = ["CpuPolicy", "as_batch", "run"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,51 @@ def _gated(op: Corruption, x: Tensor, params: Params) -> Tensor:
     if not torch.compiler.is_compiling() and gate.device.type == "cpu" and bool(gate.all()):
         return out  # a host read of host parameters: no device sync
     return torch.where(gate.to(x.device).view(-1, 1, 1, 1), out, x)
+
+
+def as_batch(x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """Inputs as torchvision users pass them, as the float ``(B, 3, H, W)`` batch the ops compute on.
+
+    Accepted: ``(C, H, W)`` or ``(B, C, H, W)``; float in [0, 1] or ``uint8`` in [0, 255]; 1 channel (grey: replicated
+    to 3 channels, as the original did with grey images, so the output has 3 channels) or 3; ``tv_tensors.Image`` and
+    any memory format. Returns the batch and a function that gives the output the input's form back: the rank, the
+    dtype (``uint8`` output is the 8-bit result ``round(255 y)``, exact for the 8-bit outputs of ``quantize=True``),
+    the memory format and the tv_tensor type (3 channels for grey input).
+
+    Raises:
+        TypeError: not a tensor, or an integer dtype other than ``uint8``.
+        ValueError: a rank other than 3 or 4, or a channel count other than 1 or 3.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: expected a torch.Tensor image (C, H, W) or batch (B, C, H, W), got {type(x).__name__}")
+    if x.dim() not in (3, 4):
+        raise ValueError(f"x: expected an image (C, H, W) or a batch (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8 and not torch.is_floating_point(x):
+        raise TypeError(f"x: expected a float image in [0, 1] or a uint8 image in [0, 255], got dtype {x.dtype}")
+    if x.shape[-3] not in (1, 3):
+        raise ValueError(f"x: expected 1 (grey) or 3 (RGB) channels, got {x.shape[-3]} (shape {tuple(x.shape)})")
+    wrapper = type(x) if type(x) is not Tensor and type(x).__module__.startswith("torchvision") else None
+    channels_last = x.dim() == 4 and x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
+    channels_last = channels_last and not x.is_contiguous()
+    unbatched, dtype = x.dim() == 3, x.dtype
+    b = x.as_subclass(Tensor) if wrapper is not None else x
+    b = b.unsqueeze(0) if unbatched else b
+    if dtype == torch.uint8:
+        b = b.float().div_(255.0)
+    if b.shape[1] == 1:
+        b = b.expand(-1, 3, -1, -1)
+
+    def restore(y: Tensor) -> Tensor:
+        if dtype == torch.uint8:
+            y = torch.round(y.detach() * 255.0).clamp_(0, 255).to(torch.uint8)
+        if channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
+        if unbatched:
+            y = y.squeeze(0)
+        if wrapper is not None:
+            from torchvision import tv_tensors
+
+            y = tv_tensors.wrap(y, like=x) if x.shape[-3] == y.shape[-3] else wrapper(y)
+        return y
+
+    return b, restore

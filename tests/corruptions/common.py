@@ -163,11 +163,11 @@ class CommonCorruptionTests:
 
     def test_bad_input(self) -> None:
         op = self.make()
-        with pytest.raises(TypeError, match="floating"):
-            op((natural_batch(self.size) * 255).to(torch.uint8))
+        with pytest.raises(TypeError, match="uint8"):
+            op((natural_batch(self.size) * 255).to(torch.int32))
         with pytest.raises(ValueError, match="shape"):
-            op(torch.rand(3, self.size, self.size))
-        with pytest.raises(ValueError, match="size 3"):
+            op(torch.rand(self.size, self.size))
+        with pytest.raises(ValueError, match="channels"):
             op(torch.rand(2, 4, self.size, self.size))
         with pytest.raises(ValueError, match=r"\[0, 1\]"):
             op(torch.rand(2, 3, self.size, self.size) * 2)
