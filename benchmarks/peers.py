@@ -9,7 +9,7 @@ Sides compared on the same machine, same torch threads, same input batch (``buil
 ``benchmarks/corruptions.py``: float32 (B, 3, H, W) in [0, 1]):
 
 * ours: ``create_corruption(name, severity=3, seed=0)`` on the batch, in the *default* fusion mode (``"auto"``:
-  tiered compiles). Before timing, each corruption is called repeatedly for ``TIER_CPU_SECONDS + 0.5`` s (at most
+  tiered compiles). Before timing, each corruption is called repeatedly for ``2 TIER_CPU_SECONDS + 1`` s (at most
   60 s) so every fused kernel has paid for its compile, as in a long evaluation run (skipped with ``--quick``).
 * torch-uncertainty (``torch_uncertainty.transforms.corruption``): the class of the same corruption, constructed
   with ``severity=3`` (and ``seed=0`` where the constructor takes one); called on the batch when the class says
