@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``test
 
 from benchmarks import common  # noqa: E402  (stdlib-only at import time)
 
-__all__ = ["TU_PEERS", "KORNIA_PEERS", "KORNIA_UNMAPPED", "SHARED", "parse_args", "run", "main"]
+__all__ = ["TU_PEERS", "KORNIA_PEERS", "KORNIA_UNMAPPED", "shared_names", "parse_args", "run", "main"]
 
 SEVERITY = 3
 QUICK = {"size": 32, "batch": 4, "min_run_time": 0.05}
@@ -157,31 +157,12 @@ KORNIA_UNMAPPED: dict[str, str] = {
     "pixelate": "no downscale/upscale op",
 }
 
-#: Our corruptions with at least one peer, in the c19 order.
-SHARED: tuple[str, ...] = tuple(
-    n
-    for n in (
-        "gaussian_noise",
-        "shot_noise",
-        "impulse_noise",
-        "defocus_blur",
-        "glass_blur",
-        "motion_blur",
-        "zoom_blur",
-        "snow",
-        "frost",
-        "fog",
-        "brightness",
-        "contrast",
-        "elastic_transform",
-        "pixelate",
-        "jpeg_compression",
-        "speckle_noise",
-        "gaussian_blur",
-        "saturate",
-    )
-    if n in TU_PEERS or n in KORNIA_PEERS
-)
+
+def shared_names() -> list[str]:
+    """Our corruptions with at least one peer, in the registry's c19 order."""
+    from robust_train import list_corruptions
+
+    return [n for n in list_corruptions("c19") if n in TU_PEERS or n in KORNIA_PEERS]
 
 
 # ---------------------------------------------------------------------------------------------------- arguments
@@ -194,7 +175,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=None, help="batch size (default 64; quick 4)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores available)")
     p.add_argument("--min-run-time", type=float, default=None, help="Timer min_run_time per measurement (default 1 s)")
-    p.add_argument("--names", default=None, help=f"comma list of corruptions (default all shared: {','.join(SHARED)})")
+    p.add_argument(
+        "--names", default=None, help="comma list of corruptions (default: every c19 corruption with a peer)"
+    )
     p.add_argument(
         "--allocator",
         choices=("fixed", "default", "inherit"),
@@ -217,12 +200,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--min-run-time must be > 0, got {args.min_run_time}")
     args.threads = args.threads or common.cpu_cores()
     if args.names is None:
-        args.names = list(SHARED)
+        args.names = shared_names()
     else:
         args.names = [n.strip() for n in args.names.split(",") if n.strip()]
-        bad = [n for n in args.names if n not in SHARED]
+        shared = shared_names()
+        bad = [n for n in args.names if n not in shared]
         if bad or not args.names:
-            p.error(f"--names: expected a comma list of shared corruptions from {list(SHARED)}, got {bad or 'none'}")
+            p.error(f"--names: expected a comma list of shared corruptions from {shared}, got {bad or 'none'}")
     return args
 
 
