@@ -42,7 +42,7 @@ from torch import Tensor
 
 from ._common import straight_through, truncate_uint8
 from ._fused import fused, fused_runs
-from .checks import check_batch_param, check_shape, per_sample
+from .checks import POSITIVE, check_batch_param, check_shape, per_sample
 from .filters import gaussian_filter2d, gaussian_kernel1d, pad2d, separable_filter2d
 from .rng import _M1, _M2, MASK32, _i32, _keys, _srl, field_uniform, stream_id
 
@@ -243,15 +243,9 @@ def motion_blur_taps(
     """
     sizes = [t.numel() for t in (radius, sigma, angle) if isinstance(t, Tensor) and t.dim() > 0]
     b = batch if batch is not None else (max(sizes) if sizes else 1)
-    r = per_sample(radius, b, "radius").cpu()
-    s = per_sample(sigma, b, "sigma").cpu()
+    r = per_sample(radius, b, "radius", lo=POSITIVE).cpu()  # host values plan the taps
+    s = per_sample(sigma, b, "sigma", lo=0.0).cpu()
     a = per_sample(angle, b, "angle").cpu()
-    if (r <= 0).any() or not torch.isfinite(r).all():
-        raise ValueError(f"radius: expected finite values > 0, got {r.tolist()}")
-    if (s < 0).any() or not torch.isfinite(s).all():
-        raise ValueError(f"sigma: expected finite values >= 0, got {s.tolist()}")
-    if not torch.isfinite(a).all():
-        raise ValueError(f"angle: expected finite degrees, got {a.tolist()}")
     width = 2.0 * torch.ceil(r) + 1.0  # GetOptimalKernelWidth1D for radius > epsilon
     t = int(width.max())
     i = torch.arange(t, dtype=torch.float64).unsqueeze(0)
@@ -650,12 +644,8 @@ def disk_kernel(radius: Tensor | float, alias_blur: Tensor | float, batch: int |
     """
     sizes = [t.numel() for t in (radius, alias_blur) if isinstance(t, Tensor) and t.dim() > 0]
     b = batch if batch is not None else (max(sizes) if sizes else 1)
-    r = per_sample(radius, b, "radius").cpu()
-    a = per_sample(alias_blur, b, "alias_blur").cpu()
-    if (r < 0).any() or not torch.isfinite(r).all():
-        raise ValueError(f"radius: expected finite values >= 0, got {r.tolist()}")
-    if (a < 0).any() or not torch.isfinite(a).all():
-        raise ValueError(f"alias_blur: expected finite values >= 0, got {a.tolist()}")
+    r = per_sample(radius, b, "radius", lo=0.0).cpu()  # host values plan the kernels
+    a = per_sample(alias_blur, b, "alias_blur", lo=0.0).cpu()
     half = torch.where(r <= 8, torch.full_like(r, 8.0), torch.ceil(r)).to(torch.int64)
     k_max = 2 * int(half.max()) + 1
     out = torch.zeros(b, k_max, k_max, dtype=torch.float32)
@@ -706,12 +696,8 @@ def defocus_blur(x: Tensor, radius: Tensor | float, alias_blur: Tensor | float, 
     out_dtype = x.dtype
     xc = x if x.dtype in (torch.float32, torch.float64) else x.float()
     b = xc.shape[0]
-    r = per_sample(radius, b, "radius").cpu()
-    a = per_sample(alias_blur, b, "alias_blur").cpu()
-    if (r < 0).any() or not torch.isfinite(r).all():
-        raise ValueError(f"radius: expected finite values >= 0, got {r.tolist()}")
-    if (a < 0).any() or not torch.isfinite(a).all():
-        raise ValueError(f"alias_blur: expected finite values >= 0, got {a.tolist()}")
+    r = per_sample(radius, b, "radius", lo=0.0).cpu()  # host values plan the kernels
+    a = per_sample(alias_blur, b, "alias_blur", lo=0.0).cpu()
     half = torch.where(r <= 8, torch.full_like(r, 8.0), torch.ceil(r)).to(torch.int64).tolist()
     if pad is not None and int(pad) < max(half):
         raise ValueError(f"pad: expected at least the kernel half-size {max(half)}, got {pad}")

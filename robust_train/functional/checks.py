@@ -16,6 +16,7 @@ from ..errors import ArgumentError, ArgumentTypeError
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "POSITIVE",
     "check_batch_param",
     "check_image",
     "check_int",
@@ -144,6 +145,8 @@ def check_batch_param(t: Tensor, batch: int, name: str) -> None:
 
 
 _FINITE = float(torch.finfo(torch.float64).max)
+#: Smallest positive float64: ``per_sample(..., lo=POSITIVE)`` accepts values > 0.
+POSITIVE = float(torch.finfo(torch.float64).tiny)
 
 
 def per_sample(
@@ -194,10 +197,11 @@ def per_sample(
         t = t.expand(batch)
     check_batch_param(t, batch, name)
     if not torch.compiler.is_compiling():
+        low = "> 0" if lo == POSITIVE else f">= {lo}"
         if lo > -_FINITE and hi < _FINITE:
-            want = f"values in [{lo}, {hi}]"
+            want = f"values in ({0}, {hi}]" if lo == POSITIVE else f"values in [{lo}, {hi}]"
         else:
-            want = f"values >= {lo}" if lo > -_FINITE else (f"values <= {hi}" if hi < _FINITE else "finite values")
+            want = f"values {low}" if lo > -_FINITE else (f"values <= {hi}" if hi < _FINITE else "finite values")
         if t.device.type == "cpu":
             if t.numel():
                 lo_v, hi_v = (float(u) for u in torch.aminmax(t.to(torch.float64)))

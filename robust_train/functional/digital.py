@@ -50,7 +50,15 @@ from torch import Tensor
 
 from ._common import eager_only, host_threads, single_omp_thread
 from ._fused import fused, fused_runs
-from .checks import check_batch_param, check_image, check_shape, check_value_range, check_values_async, per_sample
+from .checks import (
+    POSITIVE,
+    check_batch_param,
+    check_image,
+    check_shape,
+    check_value_range,
+    check_values_async,
+    per_sample,
+)
 from .color import hsv_to_rgb_planes, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, gaussian_kernel1d
 from .jpeg import jpeg_roundtrip_torch
@@ -86,10 +94,6 @@ def _vector(
 ) -> Tensor:
     """A scalar or (B,) argument as a (B,) tensor of ``dtype`` on ``device`` (:func:`per_sample`)."""
     return per_sample(v, batch, name, dtype=dtype, device=device, **bounds)
-
-
-#: Smallest positive float64: the lower bound of arguments that must be > 0.
-_TINY = float(torch.finfo(torch.float64).tiny)
 
 
 def _needs_grad(x: Tensor) -> bool:
@@ -779,7 +783,7 @@ def pixelate(x: Tensor, factor: Tensor | float, *, check_values: bool = False) -
     """
     check_image(x, check_values=False)
     b, c, h, w = x.shape
-    fac = _vector(factor, b, "factor", torch.float64, "cpu", lo=_TINY, hi=1.0)  # host values plan the windows
+    fac = _vector(factor, b, "factor", torch.float64, "cpu", lo=POSITIVE, hi=1.0)  # host values plan the windows
     if check_values and x.device.type != "cpu":  # on a device the value check must not stall the stream
         check_values_async(x)
         check_values = False

@@ -13,9 +13,8 @@ with ``DIST_L2`` and the 5x5 mask, truncated), :func:`equalize_hist` (``cv2.equa
 (``cv2.blur`` 3x3) and :func:`filter3x3_u8` (``cv2.filter2D`` to ``CV_8U``).
 
 Fused kernels (:func:`~robust_train.functional._fused.fused`, used when fusion is on for the device and no gradient
-is recorded). With ``quantize`` the eager path evaluates the output in float32 and recomputes in float64 only the
-entries within ``_TIE_BAND`` of an 8-bit boundary (:func:`_exact_uint8`); the fused paths instead evaluate the
-original's own arithmetic for every pixel in one pass and truncate (``_brightness_exact``: float64 HSV round trip;
+is recorded). With ``quantize`` each op has one exact path, eager or compiled: it evaluates the original's own
+arithmetic for every pixel in one pass and truncates (``_brightness_exact``: float64 HSV round trip;
 ``_fog_exact``; ``_frost_exact``: texture gather + float64 blend; ``_snow_exact``: float32 scene + float64 layers;
 ``_water_exact`` / ``_mud_exact``: the spatter blends; ``_liquid_to_l8``: the spatter layer's ``uint8(255 L)``).
 They are exact because Inductor compiles the same IEEE operations in the same order (no FMA contraction, no
@@ -43,7 +42,7 @@ from ._assets import frost_stack
 from ._common import eager_only, straight_through, truncate_uint8
 from ._fused import fused, fused_runs, fusion_enabled
 from .blur import clipped_zoom, motion_blur
-from .checks import check_batch_param, check_image, check_shape, per_sample
+from .checks import POSITIVE, check_batch_param, check_image, check_shape, per_sample
 from .color import GREY_WEIGHTS, hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
 from .filters import gaussian_filter2d, pad2d
 from .rng import field_normal, field_uniform, stream_id
@@ -142,63 +141,21 @@ def _st(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _to_levels(v255: Tensor, dtype: torch.dtype) -> Tensor:
-    """``floor(v255) / 255`` computed in float32 (as :func:`_exact_uint8` does), returned in ``dtype``.
+    """``floor(v255) / 255`` computed in float32, returned in ``dtype``.
 
     ``v255`` must already be clipped to [0, 255].
     """
     return (torch.floor(v255).to(torch.float32) / 255.0).to(dtype)
 
 
-#: Smallest positive float64: the lower bound of arguments that must be > 0.
-_TINY = float(torch.finfo(torch.float64).tiny)
+def _truncate8(out: Tensor) -> Tensor:
+    """The original's ``np.uint8(255 out) / 255`` of a result computed in its own arithmetic (no ties to resolve).
 
-#: Half-width (in 8-bit levels) of the band around integers inside which a float32 result is recomputed in float64.
-_TIE_BAND = 2e-3
-
-
-def _exact_uint8(
-    v255: Tensor, refine: Callable[[Tensor], Tensor] | None, out: Callable[[], Tensor] | Tensor | None = None
-) -> Tensor:
-    """The original's ``np.uint8(v)`` for a result known in float32, made exact by recomputing near-ties.
-
-    ``v255`` is a float32 evaluation (error far below ``_TIE_BAND``) of the value that the original computed in
-    [0, 255] units before its truncating cast, preferably *before* the final clip (clipped values far outside
-    [0, 255] are then certain); entries within ``_TIE_BAND`` of an integer in [0, 255] are recomputed by
-    ``refine(flat_indices)`` in the original's arithmetic (float64) and truncated from there. This costs a few
-    float32 passes over the image plus float64 work on the few ambiguous entries only.
-
-    Args:
-        v255: fast evaluation of the pre-truncation value in [0, 255] units (float32 or float64).
-        refine: maps int64 flat indices to float64 pre-truncation values; ``None`` if ``v255`` is already exact.
-        out: the differentiable output in [0, 1] (gradient source, straight-through), or a callable building it;
-            only used when it requires a gradient.
-
-    Returns:
-        ``floor(clip(v, 0, 255)) / 255`` in ``v255``'s dtype (with the gradient of ``out``).
+    ``floor(clip(255 out, 0, 255)) / 255`` in ``out``'s dtype, with the straight-through gradient of ``out``.
     """
     with torch.no_grad():
-        v = v255.detach().clamp(-0.5, 255.5)  # values outside [0, 255] by a margin are certain
-        q = torch.floor(v)
-        if refine is not None:
-            frac = v.sub_(q).sub_(0.5).abs_()  # distance to the nearest integer = 0.5 - frac
-            idx = (frac > 0.5 - _TIE_BAND).reshape(-1).nonzero().squeeze(1)
-            if idx.numel():
-                exact = torch.floor(refine(idx).clamp(0.0, 255.0)).to(q.dtype)
-                q = q.reshape(-1).index_copy(0, idx, exact).view_as(q)
-        q = q.clamp_(0.0, 255.0).div_(255.0)
-    if out is None:
-        return q
-    grad_src = out() if callable(out) else out
-    return _st(grad_src, q.to(grad_src.dtype)) if grad_src.requires_grad else q
-
-
-def _unravel(idx: Tensor, shape: tuple[int, ...]) -> list[Tensor]:
-    """Flat indices -> per-dimension indices for a contiguous tensor of ``shape``."""
-    outs = []
-    for n in reversed(shape):
-        outs.append(idx % n)
-        idx = idx // n
-    return outs[::-1]
+        q = torch.floor(out.detach() * 255.0).clamp_(0.0, 255.0).div_(255.0)
+    return _st(out, q)
 
 
 def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
@@ -238,7 +195,6 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
     check_image(x, check_values=False)
     b = x.shape[0]
     c = per_sample(value, b, "value", device=x.device)
-    xc = x.to(torch.float32) if quantize else x
 
     def core(img: Tensor, cv: Tensor) -> Tensor:
         h, s, v = rgb_to_hsv_planes(*img.unbind(1))
@@ -248,7 +204,7 @@ def brightness(x: Tensor, value: Tensor | float, *, quantize: bool = False) -> T
     if quantize:  # the exact 8-bit result, with the straight-through gradient of the float computation
         q = _brightness_exact(x.detach(), c.view(-1, 1, 1))
         return _st(core(x, c.to(x.dtype).view(-1, 1, 1)), q) if _records(x) else q
-    return core(xc, c.to(xc.dtype).view(-1, 1, 1))
+    return core(x, c.to(x.dtype).view(-1, 1, 1))
 
 
 @fused
@@ -313,7 +269,7 @@ def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
     b, m, _ = uniform.shape
     if m < 2 or m & (m - 1):
         raise ValueError(f"uniform: map side must be a power of two >= 2, got {m}")
-    decay = per_sample(wibbledecay, b, "wibbledecay", lo=_TINY, device=uniform.device)
+    decay = per_sample(wibbledecay, b, "wibbledecay", lo=POSITIVE, device=uniform.device)
     u = uniform.to(torch.float64)
     if not fusion_enabled(u.device):
         return _plasma_scatter(u, decay.view(b, 1, 1))
@@ -1020,7 +976,7 @@ def spatter(
     if exact:
         return out
     if quantize:
-        return _exact_uint8(out * 255.0, None, out).to(x.dtype)  # float32 arithmetic is the original's
+        return _truncate8(out).to(x.dtype)  # float32 arithmetic is the original's
     return out
 
 
