@@ -298,6 +298,24 @@ def collect_metadata(device: str, threads: int, packages: Iterable[str] = (), **
 
 
 # ---------------------------------------------------------------------------------------------------- timing
+def tier_warmup(fn: Callable[[], Any], min_seconds: float = 0.0) -> dict[str, Any]:
+    """Warm up ``fn`` (a robust_train call) until fusion ``"auto"`` has compiled every kernel it would compile.
+
+    The default mode compiles a kernel signature from its ``TIER_CPU_CALLS``-th call (or earlier once its eager runs
+    took ``TIER_CPU_SECONDS``), so ``TIER_CPU_CALLS + 1`` calls reach the steady state of a long job (an evaluation
+    suite, an epoch) for every signature ``fn`` repeats; ``min_seconds`` keeps calling at least that long. Returns
+    the calls made and the seconds spent (excluded from the timing that follows).
+    """
+    from robust_train.functional import _fused
+
+    start = time.perf_counter()
+    calls = 0
+    while calls < _fused.TIER_CPU_CALLS + 1 or time.perf_counter() - start < min_seconds:
+        fn()
+        calls += 1
+    return {"tier_warmup_calls": calls, "tier_warmup_s": time.perf_counter() - start}
+
+
 def time_call(
     fn: Callable[[], Any],
     *,

@@ -9,8 +9,8 @@ Sides compared on the same machine, same torch threads, same input batch (``buil
 ``benchmarks/corruptions.py``: float32 (B, 3, H, W) in [0, 1]):
 
 * ours: ``create_corruption(name, severity=3, seed=0)`` on the batch, in the *default* fusion mode (``"auto"``:
-  tiered compiles). Before timing, each corruption is called repeatedly for ``2 TIER_CPU_SECONDS + 1`` s (at most
-  60 s) so every fused kernel has paid for its compile, as in a long evaluation run (skipped with ``--quick``).
+  tiered compiles). Before timing, each corruption is called ``TIER_CPU_CALLS + 1`` times (``common.tier_warmup``),
+  so every kernel signature it repeats is compiled, as in a long evaluation run (skipped with ``--quick``).
 * torch-uncertainty (``torch_uncertainty.transforms.corruption``): the class of the same corruption, constructed
   with ``severity=3`` (and ``seed=0`` where the constructor takes one); called on the batch when the class says
   ``batchable``, otherwise once per (C, H, W) image in a Python loop (how a user applies it in a dataset).
@@ -234,17 +234,13 @@ def _timed(fn: Callable[[], Any], batch: int, args: argparse.Namespace, who: str
 def time_ours(name: str, x: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Our module on the batch in the default fusion mode, after the tier warm-up (unless ``--quick``)."""
     from robust_train import create_corruption
-    from robust_train.functional import _fused
 
     op = create_corruption(name, severity=SEVERITY, seed=0)
-    warm = 0.0
-    if not args.quick:  # tiered "auto": run until every fused kernel has paid for its compile
-        start = time.perf_counter()
-        while time.perf_counter() - start < min(2 * _fused.TIER_CPU_SECONDS + 1.0, 60.0):
-            op(x)
-        warm = time.perf_counter() - start
+    warm = {"tier_warmup_calls": 0, "tier_warmup_s": 0.0}
+    if not args.quick:  # tiered "auto": warm up to the steady state of a long job
+        warm = common.tier_warmup(lambda: op(x))
     res = _timed(lambda: op(x), x.shape[0], args, "ours", name)
-    res["tier_warmup_s"] = warm
+    res.update(warm)
     res["preset"] = op.resolve_preset(x) if hasattr(op, "resolve_preset") else None
     return res
 
@@ -361,7 +357,7 @@ def render_markdown(metadata: dict[str, Any], rows: list[dict[str, Any]], summar
         + (
             "; no tier warm-up (quick)"
             if cfg["quick"]
-            else f"; warmed up {cfg['tier_warmup_s']:.1f} s per corruption before timing"
+            else f"; warmed up with {cfg['tier_warmup_calls']} untimed calls per corruption (the tier's steady state)"
         ),
         "- TU: `torch_uncertainty.transforms.corruption.<Class>(severity)` on the batch if the class is "
         "`batchable`, else per (C, H, W) image in a Python loop; kornia: the `kornia.augmentation` op with p=1.0",
@@ -412,7 +408,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         min_run_time=args.min_run_time,
         quick=args.quick,
         fusion=robust_train.get_fusion(),
-        tier_warmup_s=0.0 if args.quick else min(2 * _fused.TIER_CPU_SECONDS + 1.0, 60.0),
+        tier_warmup_calls=0 if args.quick else _fused.TIER_CPU_CALLS + 1,
     )
     x = build_batch(args.size, args.batch, "cpu")
     rows: list[dict[str, Any]] = []

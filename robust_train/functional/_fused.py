@@ -12,12 +12,13 @@ When compiled code runs:
 * mode ``"off"``: never (callers use their eager formulations); ``"on"``: always, on every device; ``"auto"``
   (default): callers use the fused formulations as with ``"on"``, and each kernel is compiled **tiered**, as a JIT
   does. A compile costs seconds per kernel and input signature (shapes, dtypes, constants, device; cached on
-  disk by Inductor across processes), so a kernel is compiled only once it pays for itself: on the CPU when the eager
-  runs of that signature have taken :data:`TIER_CPU_SECONDS` in total (long jobs such as evaluation suites and
-  training get compiled kernels; one-off calls never wait for a compiler), on an accelerator from the
-  :data:`TIER_DEVICE_CALLS`-th call of the signature (there each eager op is a kernel launch). Set the mode with
-  ``robust_train.set_fusion``, ``with robust_train.fusion(...)`` or ``ROBUST_TRAIN_FUSION`` (read at import);
-  ``ROBUST_TRAIN_FUSION_TIER_SECONDS`` overrides the CPU budget.
+  disk by Inductor across processes), so a kernel is compiled only once it is likely to pay for itself: on the CPU
+  from the :data:`TIER_CPU_CALLS`-th call of that signature (8: it runs in a loop, such as an evaluation suite or
+  an epoch) or once its eager runs have taken :data:`TIER_CPU_SECONDS` in total (2 s: an expensive kernel compiles
+  early), on an accelerator from the :data:`TIER_DEVICE_CALLS`-th call (there each eager op is a kernel launch).
+  One-off calls never wait for a compiler. Set the mode with ``robust_train.set_fusion``, ``with
+  robust_train.fusion(...)`` or ``ROBUST_TRAIN_FUSION`` (read at import); ``ROBUST_TRAIN_FUSION_TIER_CALLS`` and
+  ``ROBUST_TRAIN_FUSION_TIER_SECONDS`` override the CPU thresholds.
 * never while autograd records (an input requires grad and grad mode is on): the differentiable path is the eager
   reference with its documented gradients;
 * never inside an outer ``torch.compile`` (the outer graph inlines the eager function instead).
@@ -48,6 +49,7 @@ from torch import Tensor
 
 __all__ = [
     "FUSION_MODES",
+    "TIER_CPU_CALLS",
     "TIER_CPU_SECONDS",
     "TIER_DEVICE_CALLS",
     "fused",
@@ -127,7 +129,9 @@ def fusion_enabled(device: torch.device | str) -> bool:
     return _MODE != "off"
 
 
-#: ``"auto"`` on the CPU: compile a kernel's signature once its eager runs have taken this long in total (seconds).
+#: ``"auto"`` on the CPU: compile a kernel's signature from this call on (it runs in a loop: a suite, an epoch) ...
+TIER_CPU_CALLS = int(os.environ.get("ROBUST_TRAIN_FUSION_TIER_CALLS", "8") or 8)
+#: ... or as soon as its eager runs have taken this long in total (seconds), whichever comes first.
 TIER_CPU_SECONDS = float(os.environ.get("ROBUST_TRAIN_FUSION_TIER_SECONDS", "2.0") or 2.0)
 #: ``"auto"`` on accelerators: compile a kernel's signature from this call on.
 TIER_DEVICE_CALLS = 2
@@ -145,7 +149,7 @@ class _Tier:
         if rec is None:
             return False
         if device_type == "cpu":
-            return rec[0] >= TIER_CPU_SECONDS
+            return rec[1] + 1 >= TIER_CPU_CALLS or rec[0] >= TIER_CPU_SECONDS
         return rec[1] + 1 >= TIER_DEVICE_CALLS
 
     def record(self, key: tuple[Any, ...], seconds: float) -> None:

@@ -282,11 +282,10 @@ def motion_blur(
     8 bit by truncation, ``out8 = floor(round(65535 * sum) / 257)``. For 8-bit inputs this is bit-exact against
     ImageMagick 6.9.11 Q16 in float64 (tested); in float32 a few pixels in 10^4 can differ by one level.
 
-    Computed as ImageMagick does, tap by tap in order on the edge-padded planes (strided slices, no index
-    tensors). The taps' offsets differ per sample (per-sample angle), so this loops over samples and taps; on the
-    CPU that measured about 3x faster than a batched FFT correlation and 10x faster than per-tap batched gathers, and
-    each sample's result is bitwise independent of the rest of the batch. Gradient: exact for the linear blur,
-    straight-through for the quantisation.
+    Computed as ImageMagick does, tap by tap in order on the edge-padded planes. The taps' offsets differ per sample
+    (per-sample angle); each tap reads every sample's window at its own offset from one strided view of the planes
+    (:func:`_motion_taps`), with no loop over samples, and each sample's result is bitwise independent of the rest
+    of the batch. Gradient: exact for the linear blur, straight-through for the quantisation.
 
     Args:
         x: layers, shape (B, C, H, W), float in [0, 1] (any C: 3 for images, 1 for a snow layer). The original
@@ -334,21 +333,24 @@ def motion_blur(
 def _motion_taps(xp: Tensor, k: Tensor, rows: Tensor, cols: Tensor, *, h: int, w: int) -> Tensor:
     """``sum_i k[b, i] * xp[b, :, rows[b, i] + y, cols[b, i] + x]`` tap by tap in order (ImageMagick's sum).
 
-    One batched gather per tap column (T planned on the host; padding taps have weight 0 and offset 0): the ATen op
-    count does not depend on the batch, and each sample's sum is independent of the others.
+    Tap ``i`` of sample ``b`` reads the ``(h, w)`` window of the padded planes at ``(rows[b, i], cols[b, i])``: the
+    windows are a strided view of ``xp`` (``unfold`` on both axes, no copy) indexed by one row and one column offset
+    per sample, so the inner axes stay affine (contiguous loads; a compiled kernel vectorises them and keeps the sum
+    in registers, measured 4x faster than an element gather). T is planned on the host (padding taps have weight 0
+    and offset 0): the ATen op count does not depend on the batch, and each sample's sum is independent of the others.
     """
-    b, c, hp, wp = xp.shape
+    b, c = xp.shape[:2]
     dev = xp.device
-    flat = xp.reshape(b, c, hp * wp)
-    base = (torch.arange(h, device=dev).view(h, 1) * wp + torch.arange(w, device=dev).view(1, w)).view(1, 1, h * w)
-    start = (rows * wp + cols).to(dev)  # (B, T) flat offset of each tap's window
+    windows = xp.unfold(2, h, 1).unfold(3, w, 1)  # (B, C, rows, cols, h, w) view
+    bi = torch.arange(b, device=dev).view(b, 1)
+    ci = torch.arange(c, device=dev).view(1, c)
     kw = k.to(device=dev, dtype=xp.dtype)
     out = None
     for i in range(k.shape[1]):
-        tap = flat.gather(2, (base + start[:, i].view(b, 1, 1)).expand(b, c, h * w))
-        wt = kw[:, i].view(b, 1, 1)
+        tap = windows[bi, ci, rows[:, i].view(b, 1), cols[:, i].view(b, 1)]
+        wt = kw[:, i].view(b, 1, 1, 1)
         out = tap * wt if out is None else torch.addcmul(out, tap, wt)  # ImageMagick's order; as add_(alpha=)
-    return out.view(b, c, h, w)
+    return out
 
 
 @fused

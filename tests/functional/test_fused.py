@@ -209,6 +209,7 @@ def test_auto_mode_compiles_a_signature_once_it_pays_for_itself(monkeypatch: pyt
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(_fused, "TIER_CPU_SECONDS", 0.05)
+    monkeypatch.setattr(_fused, "TIER_CPU_CALLS", 100)  # the time budget decides here
 
     @fused
     def slow_kernel(x: torch.Tensor) -> torch.Tensor:
@@ -230,6 +231,21 @@ def test_auto_mode_compiles_a_signature_once_it_pays_for_itself(monkeypatch: pyt
         with fusion("off"):
             slow_kernel(x)
     assert torch.equal(slow_kernel(x), x + 1)
+
+
+def test_auto_mode_on_the_cpu_compiles_from_the_tier_call_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cheap kernel never reaches the time budget: it compiles from its ``TIER_CPU_CALLS``-th call."""
+    from robust_train.functional import _fused
+
+    monkeypatch.setattr(_fused, "TIER_CPU_SECONDS", 3600.0)
+    monkeypatch.setattr(_fused, "TIER_CPU_CALLS", 4)
+    tier = _fused._Tier()
+    key = ("cheap", 1)
+    for _ in range(3):
+        assert not tier.hot(key, "cpu")
+        tier.record(key, 1e-4)
+    assert tier.hot(key, "cpu")  # the 4th call compiles
+    assert not tier.hot(("cheap", 2), "cpu")  # per signature
 
 
 def test_auto_mode_on_devices_compiles_from_the_second_call() -> None:
