@@ -34,7 +34,15 @@ def eager_only(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["eager_only", "truncate_uint8", "straight_through", "to_compute_dtype", "host_threads", "single_omp_thread"]
+__all__ = [
+    "eager_only",
+    "host_threads",
+    "single_omp_thread",
+    "snap8",
+    "straight_through",
+    "to_compute_dtype",
+    "truncate_uint8",
+]
 
 _HOST_LOCK = threading.RLock()
 _HOST_THREADS: list[int] = []
@@ -108,6 +116,25 @@ def truncate_uint8(x: Tensor, straight_through_grad: bool = True) -> Tensor:
 def _truncate_nograd(x: Tensor, eps: float) -> Tensor:
     """``floor(clip(x, 0, 1) * 255 + eps) / 255`` (one allocation; in-place passes when eager)."""
     return x.clamp(0.0, 1.0).mul_(255.0).add_(eps).floor_().div_(255.0)
+
+
+def snap8(x: Tensor, scale: float = 1.0) -> Tensor:
+    """``scale * x`` in float64 (no gradient), 8-bit values snapped: ``k / 255`` up to rounding -> ``k scale / 255``.
+
+    The one rule every exact-8-bit path uses to read an image as the original's ``img / 255.`` (``scale=1``) or as its
+    uint8 levels (``scale=255``, exactly the integer ``k``): entries within 1e-3 / 255 of a level are snapped, other
+    values are kept (``scale * x``), so float16, float32 and float64 copies of an 8-bit image give the same float64.
+
+    Example:
+        >>> v = torch.tensor([100 / 255, 0.5], dtype=torch.float32)
+        >>> snap8(v, 255.0).tolist(), snap8(v)[0].item() == 100 / 255
+        ([100.0, 127.5], True)
+    """
+    x64 = x.detach().to(torch.float64)
+    t = x64 * 255.0
+    k = torch.round(t)
+    levels = k if scale == 255.0 else k * scale / 255.0
+    return torch.where((t - k).abs() < 1e-3, levels, t if scale == 255.0 else x64 * scale)
 
 
 def to_compute_dtype(x: Tensor) -> tuple[Tensor, torch.dtype]:

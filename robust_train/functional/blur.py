@@ -51,6 +51,7 @@ __all__ = [
     "defocus_blur",
     "disk_kernel",
     "gaussian_blur",
+    "gaussian_nearest",
     "glass_blur",
     "glass_displacements",
     "glass_shuffle_index",
@@ -547,7 +548,7 @@ _GAUSS_FFT_MIN_TAPS = 33
 _GAUSS_FFT_MIN_TAPS_FUSED = 67
 
 
-def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
+def gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
     """``skimage.filters.gaussian`` defaults (H1: truncate 4, mode ``nearest``) per channel, per-sample sigma.
 
     Samples whose kernel has at least :data:`_GAUSS_FFT_MIN_TAPS` taps (:data:`_GAUSS_FFT_MIN_TAPS_FUSED` when the
@@ -595,7 +596,7 @@ def gaussian_blur(x: Tensor, sigma: Tensor | float) -> Tensor:
     """
     _check_layers(x)
     s = per_sample(sigma, x.shape[0], "sigma", lo=0.0)  # host values plan the taps
-    return _gaussian_nearest(x, s).clamp(0.0, 1.0)
+    return gaussian_nearest(x, s).clamp(0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------- H2 defocus blur
@@ -924,7 +925,7 @@ def glass_blur(
             raise ValueError(f"{name}: expected integers, got {t.tolist()}")
     if seed.is_floating_point() or seed.is_complex():
         raise TypeError(f"seed: expected an integer tensor, got dtype {seed.dtype}")
-    y = truncate_uint8(_gaussian_nearest(x, sig))
+    y = truncate_uint8(gaussian_nearest(x, sig))
     seed_cpu = seed.detach().to("cpu", torch.int64)
     d_long = d.to(device=x.device, dtype=torch.int64).view(-1, 1)
     it_cpu = it.cpu()  # host values (a device tensor is read back once)
@@ -940,4 +941,4 @@ def glass_blur(
         index = step if index is None else index.gather(1, step)
     if index is not None:
         y = y.reshape(b, c, h * w).gather(2, index.unsqueeze(1).expand(b, c, h * w)).view(b, c, h, w)
-    return _gaussian_nearest(y, sig).clamp(0.0, 1.0)
+    return gaussian_nearest(y, sig).clamp(0.0, 1.0)

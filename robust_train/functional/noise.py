@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from . import _dispatch
+from ._common import snap8
 from ._fused import fused
 from .checks import check_batch_param, check_image, per_sample
 from .rng import (
@@ -509,15 +510,12 @@ def _poisson_table_apply(
     """``clip(Poisson(lam x) / lam, 0, 1)`` for (B, N) ``x`` with the table sampler (one loop when fused).
 
     ``lam``: (B, 1) float64; ``keys``: (B, 6) int32 keys of the column, threshold and residual streams. 8-bit
-    values are snapped to ``k / 255.`` in float64 first (:func:`_snap8`), so float16/32/64 copies of an 8-bit image
+    values are snapped to ``k / 255.`` in float64 first (``_common.snap8``), so float16/32/64 copies of an 8-bit image
     get the same means, hence the same draws.
     """
     n = x.shape[1]
     counters = torch.arange(n, dtype=torch.int32, device=x.device).view(1, n)
-    x64 = x.to(torch.float64)
-    t = x64 * 255.0
-    level = torch.round(t)
-    mu = torch.where((t - level).abs() < 1e-3, level / 255.0, x64) * lam  # as _snap8: 8-bit values exactly k / 255
+    mu = snap8(x) * lam  # 8-bit values exactly k / 255.
     base = torch.floor(mu)
     delta = (mu - base).to(torch.float32)
     row = base.to(torch.int64)
@@ -569,19 +567,6 @@ def poisson_table_sample(
     return _poisson_table_apply(xf, lam64, keys, thr, alias, offset, columns, clip).view(x.shape)
 
 
-def _snap8(x: Tensor) -> Tensor:
-    """``x`` in float64 with 8-bit values (``k / 255`` up to float32/16 rounding) replaced by exactly ``k / 255.``.
-
-    The Poisson means ``lam * x`` then equal the original's ``(img / 255.) * c`` bit for bit, so float32, float64 and
-    half inputs of an 8-bit image draw identical counts. Other values pass through unchanged.
-    """
-    x64 = x.to(torch.float64)
-    t = x64 * 255.0
-    k = torch.round(t)
-    near = t.sub_(k).abs_() < 1e-3
-    return torch.where(near, k.div_(255.0), x64)
-
-
 def shot_noise(x: Tensor, lam: Tensor | float, seed: Tensor | int, *, stream: int = SHOT_STREAM) -> Tensor:
     """Poisson (photon) noise: ``k ~ Poisson(lam x)`` per pixel and channel, output ``clip(k / lam, 0, 1)`` (spec 2.2).
 
@@ -624,7 +609,7 @@ def shot_noise(x: Tensor, lam: Tensor | float, seed: Tensor | int, *, stream: in
                 y[idx.to(x.device)] = poisson_table_sample(xs, ls, ss, stream, clip=False)
             else:
                 l64 = ls.to(torch.float64).view(-1, 1, 1, 1)
-                y[idx.to(x.device)] = poisson(_snap8(xs).mul_(l64), ss, stream).div_(l64).to(xc.dtype)
+                y[idx.to(x.device)] = poisson(snap8(xs).mul_(l64), ss, stream).div_(l64).to(xc.dtype)
     if grad:
         y = y + (xc - xc.detach())  # surrogate gradient 1; the value stays exactly k / lam
     return y.clamp(0.0, 1.0).to(x.dtype)

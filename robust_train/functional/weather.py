@@ -39,12 +39,12 @@ from torch import Tensor
 
 from . import checks
 from ._assets import frost_stack
-from ._common import eager_only, straight_through, truncate_uint8
+from ._common import eager_only, snap8, straight_through, truncate_uint8
 from ._fused import fused, fused_runs, fusion_enabled
-from .blur import clipped_zoom, motion_blur
+from .blur import clipped_zoom, gaussian_nearest, motion_blur
 from .checks import POSITIVE, check_batch_param, check_image, check_shape, per_sample
 from .color import GREY_WEIGHTS, hsv_to_rgb_planes, rgb_to_grey, rgb_to_hsv_planes
-from .filters import gaussian_filter2d, pad2d
+from .filters import pad2d
 from .rng import field_normal, field_uniform, stream_id
 
 __all__ = [
@@ -118,18 +118,6 @@ def _field(
     return field_uniform(seed.reshape(-1), shape, stream, dtype=torch.float64, device=device)
 
 
-def _snap8(x: Tensor) -> Tensor:
-    """Float64 copy of ``x`` in [0, 255] units, 8-bit values snapped to integers.
-
-    Entries that are ``k / 255`` up to float32 rounding become exactly ``k``, as in the original's uint8 image; other
-    values are kept (``255 x``). No gradient.
-    """
-    x255 = x.detach().to(torch.float64) * 255.0
-    k = torch.round(x255)
-    near = ((x255 - k).abs() < 1e-3).to(torch.float64)
-    return x255 + near * (k - x255)  # exact select: k - x255 is exact for near values
-
-
 def _records(x: Tensor) -> bool:
     """Whether autograd records an op on ``x`` (the exact 8-bit paths then add a straight-through gradient)."""
     return torch.is_grad_enabled() and x.requires_grad
@@ -156,11 +144,6 @@ def _truncate8(out: Tensor) -> Tensor:
     with torch.no_grad():
         q = torch.floor(out.detach() * 255.0).clamp_(0.0, 255.0).div_(255.0)
     return _st(out, q)
-
-
-def _gaussian_nearest(x: Tensor, sigma: Tensor) -> Tensor:
-    """``skimage.filters.gaussian(x, sigma)`` (H1: edge replicate, truncate 4) of (B, H, W) planes, per-sample sigma."""
-    return gaussian_filter2d(x.unsqueeze(1), sigma, truncate=4.0, mode="nearest").squeeze(1)
 
 
 def _pad_mirror1(x: Tensor) -> Tensor:
@@ -213,7 +196,7 @@ def _brightness_exact(x: Tensor, c: Tensor) -> Tensor:
 
     One fused pass when compiled (the HSV round trip, clip and truncation of every pixel); ``c`` is (B, 1, 1) float64.
     """
-    h, s, v = rgb_to_hsv_planes(*(_snap8(x) / 255.0).unbind(1))
+    h, s, v = rgb_to_hsv_planes(*(snap8(x, 255.0) / 255.0).unbind(1))
     v = (v + c).clamp(0.0, 1.0)
     return _to_levels(torch.stack(hsv_to_rgb_planes(h, s, v), 1).clamp(0.0, 1.0) * 255.0, x.dtype)
 
@@ -384,7 +367,7 @@ def fog(
     mx = xc.amax(dim=(1, 2, 3), keepdim=True)
     if not quantize:
         return ((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0)
-    m64 = _snap8(mx.view(b)) / 255.0  # the original's max of its float64 image
+    m64 = snap8(mx.view(b), 255.0) / 255.0  # the original's max of its float64 image
     q = _fog_exact(x.detach(), c.view(b, 1, 1, 1), m64.view(b, 1, 1, 1), plasma[:, None, :h, :w])
     return _st(((xc + cc * fmap) * mx / (mx + cc)).clamp(0.0, 1.0), q) if _records(x) else q
 
@@ -395,7 +378,7 @@ def _fog_exact(x: Tensor, c: Tensor, m: Tensor, fmap: Tensor) -> Tensor:
 
     ``c``, ``m``: (B, 1, 1, 1) float64 strength and image maximum (8-bit grid); ``fmap``: (B, 1, H, W) float64 plasma.
     """
-    xv = _snap8(x) / 255.0
+    xv = snap8(x, 255.0) / 255.0
     return _to_levels(((xv + c * fmap) * m / (m + c)).clamp(0.0, 1.0) * 255.0, x.dtype)
 
 
@@ -517,7 +500,7 @@ def _frost_exact(x: Tensor, a: Tensor, fw: Tensor, stack: Tensor, idx: Tensor, r
     ``rows`` (B, H, 1), ``cols`` (B, 1, W) int64 gather indices.
     """
     tex = stack[idx, :, rows, cols].permute(0, 3, 1, 2)  # (B, 3, H, W) uint8
-    return _to_levels((a * _snap8(x) + fw * tex.to(torch.float64)).clamp(0.0, 255.0), x.dtype)
+    return _to_levels((a * snap8(x, 255.0) + fw * tex.to(torch.float64)).clamp(0.0, 255.0), x.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- OpenCV blocks
@@ -924,7 +907,7 @@ def spatter(
     mud_ = mud_.to(torch.bool)
     z = _field(seed, noise, (h, w), b, stream, "normal", dev, "noise")
     liquid = loc_.view(b, 1, 1) + scale_.view(b, 1, 1) * z
-    liquid = _gaussian_nearest(liquid, sigma_)
+    liquid = gaussian_nearest(liquid.unsqueeze(1), sigma_).squeeze(1)
     liquid = liquid * (liquid >= thr).to(liquid.dtype)
     # the original works on float32 images (np.float32(img) / 255.); without quantize we keep x's dtype
     wd = torch.float32 if quantize else x.dtype
@@ -962,7 +945,7 @@ def spatter(
         sel = sel_h.to(dev)
         lm = liquid.index_select(0, sel)
         mask = (lm > thr.index_select(0, sel)).to(torch.float64).unsqueeze(1)
-        mask = _gaussian_nearest(mask.squeeze(1), inten.index_select(0, sel_h)).unsqueeze(1)
+        mask = gaussian_nearest(mask, inten.index_select(0, sel_h))
         mask = mask * (mask >= 0.8).to(mask.dtype)
         color = torch.tensor([v / 255.0 for v in MUD_COLOR], dtype=torch.float32).to(device=dev, dtype=torch.float64)
         xs = xw_all.index_select(0, sel) if len(sel) < b else xw_all

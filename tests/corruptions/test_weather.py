@@ -17,6 +17,7 @@ import torch
 
 from robust_train.corruptions.weather import Brightness, Fog, Frost, Snow, Spatter
 from robust_train.functional import _assets as A
+from robust_train.functional import blur as B
 from robust_train.functional import color as C
 from robust_train.functional import weather as W
 from robust_train.functional.rng import combine_seeds, field_normal, field_uniform
@@ -596,7 +597,9 @@ def test_spatter_wraps_uint8_like_the_original() -> None:
     img = photo_at("astronaut", 64)
     for seed in range(200):
         z = _normal(seed, 64)
-        layer = W._gaussian_nearest(row[0] + row[1] * z, torch.tensor([row[2]], dtype=torch.float64))
+        layer = B.gaussian_nearest(
+            (row[0] + row[1] * z).unsqueeze(1), torch.tensor([row[2]], dtype=torch.float64)
+        ).squeeze(1)
         if layer.max() > 256 / 255:
             break
     else:  # pragma: no cover

@@ -120,9 +120,9 @@ def test_gaussian_fft_path_equals_tap_loop_and_is_per_sample() -> None:
     x = torch.rand(3, 3, 64, 58, generator=g, dtype=torch.float64)
     sigma = torch.tensor([6.0, 1.0, 4.0], dtype=torch.float64)  # 49 and 33 taps: FFT; 9 taps: tap loop
     assert int(torch.floor(4 * sigma[2] + 0.5)) * 2 + 1 >= F._GAUSS_FFT_MIN_TAPS
-    out = F._gaussian_nearest(x, sigma)
+    out = F.gaussian_nearest(x, sigma)
     torch.testing.assert_close(out, gaussian_filter2d(x, sigma, truncate=4.0, mode="nearest"), atol=1e-12, rtol=0)
     for i in range(3):
-        assert torch.equal(F._gaussian_nearest(x[i : i + 1], sigma[i : i + 1]), out[i : i + 1])
+        assert torch.equal(F.gaussian_nearest(x[i : i + 1], sigma[i : i + 1]), out[i : i + 1])
     out32 = F.gaussian_blur(x.float(), sigma)
     torch.testing.assert_close(out32, F.gaussian_blur(x, sigma).float(), atol=2e-6, rtol=0)
