@@ -12,20 +12,20 @@ OpenCV building blocks of the spatter water branch are re-implemented batched an
 with ``DIST_L2`` and the 5x5 mask, truncated), :func:`equalize_hist` (``cv2.equalizeHist``), :func:`box_blur3`
 (``cv2.blur`` 3x3) and :func:`filter3x3_u8` (``cv2.filter2D`` to ``CV_8U``).
 
-Fused kernels (:func:`~robust_train.functional._fused.fused`, used when fusion is on for the device and no gradient
-is recorded). With ``quantize`` each op has one exact path, eager or compiled: it evaluates the original's own
-arithmetic for every pixel in one pass and truncates (``_brightness_exact``: float64 HSV round trip;
-``_fog_exact``; ``_frost_exact``: texture gather + float64 blend; ``_snow_exact``: float32 scene + float64 layers;
-``_water_exact`` / ``_mud_exact``: the spatter blends; ``_liquid_to_l8``: the spatter layer's ``uint8(255 L)``).
-They are exact because Inductor compiles the same IEEE operations in the same order (no FMA contraction, no
-unsafe-math: ``-ffp-contract=off``), so both modes return the same 8-bit values (the tests check the fused paths
-against the references bit for bit). ``_plasma_fused`` is the plasma fractal written without strided writes
-(interleaved levels, ``torch.roll``), bit-identical to the eager ``_plasma_scatter``; its map side is marked static
-so each size compiles once. Canny's Sobel and non-maximum suppression are two fused kernels in exact float
-arithmetic (``_sobel_fused``, ``_nms_fused``) and each chamfer min-plus step is one kernel between two padded
-buffers (``_chamfer_step``), all equal to the eager integer / in-place versions (tested). Canny's hysteresis, the
-box blurs and the histogram equalisation stay eager: Inductor's CPU code for the boolean 3x3 growth measured 250x
-slower than ATen's shifted in-place ORs, and a whole-transform chamfer kernel 5x slower (recomputed, masked taps).
+Fused kernels (:func:`~robust_train.functional._fused.fused`, used when fusion is on for the device and no gradient is
+recorded). With ``quantize`` each op has one exact path, eager or compiled: it evaluates the original's own arithmetic
+for every pixel in one pass and truncates (``_brightness_exact``: float64 HSV round trip; ``_fog_exact``;
+``_frost_exact``: texture gather + float64 blend; ``_snow_exact``: float32 scene + float64 layers; ``_water_exact`` /
+``_mud_exact``: the spatter blends; ``_liquid_to_l8``: the spatter layer's ``uint8(255 L)``). They are exact because
+Inductor compiles the same IEEE operations in the same order (no FMA contraction, no unsafe-math:
+``-ffp-contract=off``), so both modes return the same 8-bit values (the tests check the fused paths against the
+references bit for bit). ``_plasma_levels`` is the plasma fractal, written once without strided writes (interleaved
+levels, ``torch.roll``); its map side is marked static so each size compiles once. Canny's Sobel and non-maximum
+suppression are two fused kernels in exact float arithmetic (``_sobel_fused``, ``_nms_fused``) and each chamfer min-plus
+step is one kernel between two padded buffers (``_chamfer_step``), all equal to the eager integer / in-place versions
+(tested). Canny's hysteresis, the box blurs and the histogram equalisation stay eager: Inductor's CPU code for the
+boolean 3x3 growth measured 250x slower than ATen's shifted in-place ORs, and a whole-transform chamfer kernel 5x slower
+(recomputed, masked taps).
 """
 
 from __future__ import annotations
@@ -214,16 +214,6 @@ def fog_map_size(height: int, width: int) -> int:
     return max(2, 1 << max(0, math.ceil(math.log2(max(height, width)))))
 
 
-def _roll(t: Tensor, shift: int, dim: int) -> Tensor:
-    """``torch.roll`` by +-1 along ``dim`` as one concatenation (wrapping, as ``np.roll``)."""
-    n = t.shape[dim]
-    if n == 1:
-        return t
-    if shift == 1:
-        return torch.cat((t.narrow(dim, n - 1, 1), t.narrow(dim, 0, n - 1)), dim)
-    return torch.cat((t.narrow(dim, 1, n - 1), t.narrow(dim, 0, 1)), dim)
-
-
 def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
     """Diamond-square plasma fractal of the original (``plasma_fractal``, spec H3), batched over images.
 
@@ -254,43 +244,18 @@ def plasma_fractal(uniform: Tensor, wibbledecay: Tensor | float) -> Tensor:
         raise ValueError(f"uniform: map side must be a power of two >= 2, got {m}")
     decay = per_sample(wibbledecay, b, "wibbledecay", lo=POSITIVE, device=uniform.device)
     u = uniform.to(torch.float64)
-    if not fusion_enabled(u.device):
-        return _plasma_scatter(u, decay.view(b, 1, 1))
-    if not torch.compiler.is_compiling():  # the level loop unrolls per map side: never trace a symbolic side
+    if fusion_enabled(u.device) and not torch.compiler.is_compiling():  # the level loop unrolls per map side
         torch._dynamo.mark_static(u, 1)
         torch._dynamo.mark_static(u, 2)
-    return _plasma_fused(u, decay.view(b, 1, 1))
-
-
-def _plasma_scatter(u: Tensor, dec: Tensor) -> Tensor:
-    """Eager diamond-square levels on (B, M, M) float64 uniforms, decay (B, 1, 1): strided writes into one grid."""
-    b, m, _ = u.shape
-    wib = torch.full((b, 1, 1), 100.0, dtype=torch.float64, device=u.device)
-    grid = torch.zeros(b, m, m, dtype=torch.float64, device=u.device)
-    step = m
-    while step >= 2:
-        half = step // 2
-        span = 2.0 * wib  # NumPy's uniform(-w, w) = -w + (w - (-w)) * u; w - (-w) = 2w exactly
-        c = grid[:, ::step, ::step]  # corner lattice (strided view)
-        sq = c + _roll(c, -1, 1)
-        sq = sq + _roll(sq, -1, 2)
-        d = sq / 4 + wib * (-wib + span * u[:, half::step, half::step])  # centres
-        grid[:, half::step, half::step] = d
-        e1 = ((d + _roll(d, 1, 1)) + (c + _roll(c, -1, 2))) / 4 + wib * (-wib + span * u[:, ::step, half::step])
-        e2 = ((d + _roll(d, 1, 2)) + (c + _roll(c, -1, 1))) / 4 + wib * (-wib + span * u[:, half::step, ::step])
-        grid[:, ::step, half::step] = e1  # (corner row, centre column)
-        grid[:, half::step, ::step] = e2  # (centre row, corner column)
-        step //= 2
-        wib = wib / dec
-    grid = grid - grid.amin(dim=(1, 2), keepdim=True)
-    return grid / grid.amax(dim=(1, 2), keepdim=True)
+    return _plasma_levels(u, decay.view(b, 1, 1))
 
 
 @fused
-def _plasma_fused(u: Tensor, dec: Tensor) -> Tensor:
-    """:func:`_plasma_scatter` written for Inductor: the same operations in the same order (bit for bit).
+def _plasma_levels(u: Tensor, dec: Tensor) -> Tensor:
+    """The diamond-square levels on (B, M, M) float64 uniforms with decay (B, 1, 1), coarse to fine.
 
-    Built coarse to fine without strided writes (which Inductor turns into full copies of the grid): the corner
+    Written once for eager and compiled runs (the same speed eager as strided writes into one grid, which Inductor
+    would turn into full copies of the grid; the two were bit-identical): the corner
     lattice at step ``s`` is (B, n, n); a level computes the centres ``d`` and edge midpoints ``e1`` (corner row,
     centre column), ``e2`` (centre row, corner column) and interleaves the four planes into the (B, 2n, 2n) lattice
     of step ``s / 2``; wrapping neighbours are ``torch.roll`` (index arithmetic, no copies, when compiled).
