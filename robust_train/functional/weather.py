@@ -877,7 +877,9 @@ def spatter(
     # the original works on float32 images (np.float32(img) / 255.); without quantize we keep x's dtype
     wd = torch.float32 if quantize else x.dtype
     xw_all = x.to(wd)
-    exact = quantize and fused_runs(x)  # fused blend + truncation per branch; ``out`` then holds 8-bit values
+    # quantize: one exact blend + truncation kernel per branch (eager or compiled); ``out`` then holds 8-bit values.
+    # Only a recorded gradient takes the float blend, truncated straight-through at the end.
+    exact = quantize and not _records(x)
     out = x if exact else xw_all
     mud_list = mud_.tolist()
     if not all(mud_list):  # water samples (the branch of each sample is a host parameter)
