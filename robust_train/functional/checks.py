@@ -162,8 +162,9 @@ def per_sample(
     """A scalar or ``(B,)`` per-sample argument as a ``(B,)`` tensor, value-checked without a device sync.
 
     The one helper every functional op uses for its per-sample arguments. Values on the host (Python numbers, CPU
-    tensors) are checked at once and raise ``ValueError`` naming ``name``; values already on an accelerator are checked
-    with :func:`torch._assert_async` (the host never waits for them). NaN always fails the range check.
+    tensors) are checked at once by :func:`check_per_sample` (the same rules and messages as the module-level
+    arguments); values already on an accelerator are checked with :func:`torch._assert_async` (the host never waits
+    for them). NaN always fails the range check.
 
     Args:
         v: a number, a 0-dim tensor or a ``(B,)`` tensor (real, not bool).
@@ -178,38 +179,40 @@ def per_sample(
         ``(B,)`` tensor of ``dtype`` on ``device`` (an expanded view for a scalar).
 
     Raises:
-        TypeError: not a real number or tensor.
-        ValueError: wrong shape, or (host values) a value outside ``[lo, hi]`` or NaN.
+        ArgumentTypeError: not a real number or tensor.
+        ArgumentError: wrong shape, or (host values) a value outside ``[lo, hi]``, NaN or infinite.
 
     Example:
         >>> per_sample(0.5, 3, "sigma", lo=0.0).tolist()
         [0.5, 0.5, 0.5]
     """
-    if isinstance(v, bool) or not isinstance(v, (int, float, Tensor)):
-        raise TypeError(f"{name}: expected a real number or a ({batch},) tensor, got {type(v).__name__}")
-    t = v.detach() if isinstance(v, Tensor) else torch.tensor(float(v), dtype=torch.float64)
-    if t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{name}: expected real values, got dtype {t.dtype}")
-    if t.dim() > 1:
-        raise ValueError(f"{name}: expected a scalar or shape ({batch},), got shape {tuple(t.shape)}")
+    if isinstance(v, Tensor) and v.device.type != "cpu":  # device values: shape checks here, values asynchronously
+        t = v.detach()
+        if t.is_complex() or t.dtype == torch.bool:
+            raise ArgumentTypeError(f"{name}: expected a real-valued tensor, got dtype {t.dtype}")
+        if t.dim() > 1:
+            raise ArgumentError(f"{name}: expected a scalar or a (B,) tensor, got shape {tuple(t.shape)}")
+        if not torch.compiler.is_compiling():
+            torch._assert_async(((t >= lo) & (t <= hi)).all(), f"{name}: expected {_range_text(lo, hi)}")
+    else:  # host values: checked at once
+        t = check_per_sample(v, name, batch=batch, lo=lo, hi=hi)
     t = t.reshape(-1)
     if t.numel() == 1 and batch != 1:
         t = t.expand(batch)
     check_batch_param(t, batch, name)
-    if not torch.compiler.is_compiling():
-        low = "> 0" if lo == POSITIVE else f">= {lo}"
-        if lo > -_FINITE and hi < _FINITE:
-            want = f"values in ({0}, {hi}]" if lo == POSITIVE else f"values in [{lo}, {hi}]"
-        else:
-            want = f"values {low}" if lo > -_FINITE else (f"values <= {hi}" if hi < _FINITE else "finite values")
-        if t.device.type == "cpu":
-            if t.numel():
-                lo_v, hi_v = (float(u) for u in torch.aminmax(t.to(torch.float64)))
-                if not (lo <= lo_v and hi_v <= hi):  # also false for NaN
-                    raise ValueError(f"{name}: expected {want}, got range [{lo_v:.6g}, {hi_v:.6g}]")
-        else:
-            torch._assert_async(((t >= lo) & (t <= hi)).all(), f"{name}: expected {want}")
     return t.to(device=t.device if device is None else device, dtype=dtype)
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    """``"values in [lo, hi]"`` for messages; ``POSITIVE`` reads ``> 0`` and the float64 extremes as unbounded."""
+    lo = None if lo is None or lo <= -_FINITE else lo
+    hi = None if hi is None or hi >= _FINITE else hi
+    low = None if lo is None else ("> 0" if lo == POSITIVE else f">= {lo:g}")
+    if low is not None and hi is not None:
+        return f"values in (0, {hi:g}]" if lo == POSITIVE else f"values in [{lo:g}, {hi:g}]"
+    if low is not None:
+        return f"values {low}"
+    return f"values <= {hi:g}" if hi is not None else "finite values"
 
 
 def host_flag(flag: Tensor | bool, what: str) -> bool:
@@ -322,5 +325,5 @@ def check_per_sample(
             raise ArgumentError(f"{name}: contains {what} (got {t.tolist() if t.numel() <= 8 else tuple(t.shape)})")
     mn, mx = t.min().item(), t.max().item()
     if (lo is not None and mn < lo) or (hi is not None and mx > hi):
-        raise ArgumentError(f"{name}: expected values in [{lo}, {hi}], got values in [{mn}, {mx}]")
+        raise ArgumentError(f"{name}: expected {_range_text(lo, hi)}, got values in [{mn:.6g}, {mx:.6g}]")
     return t
