@@ -14,12 +14,12 @@ from ..functional import blur as F
 from ..functional.rng import draw_uniform
 from .base import Corruption, SeverityTable
 from .params import Params
-from .suites import CORRUPTIONS
+from .suites import register_corruption
 
 __all__ = ["DefocusBlur", "GaussianBlur", "GlassBlur", "MotionBlur", "ZoomBlur"]
 
 
-@CORRUPTIONS.register(family="blur")
+@register_corruption
 class GaussianBlur(Corruption):
     """Gaussian blur with edge replication (extra corruption; deterministic, exact gradient).
 
@@ -58,7 +58,7 @@ class GaussianBlur(Corruption):
         return F.gaussian_blur(x, a["sigma"])
 
 
-@CORRUPTIONS.register(family="blur")
+@register_corruption
 class DefocusBlur(Corruption):
     """Defocus blur: correlation with an anti-aliased disk (deterministic, exact gradient).
 
@@ -105,7 +105,7 @@ class DefocusBlur(Corruption):
         return F.defocus_blur(x, a["radius"], a["alias_blur"])
 
 
-@CORRUPTIONS.register(family="blur")
+@register_corruption
 class GlassBlur(Corruption):
     """Glass blur: blur, local pixel copying, blur (random; straight-through gradient for the 8-bit step).
 
@@ -165,7 +165,7 @@ class GlassBlur(Corruption):
         )
 
 
-@CORRUPTIONS.register(family="blur")
+@register_corruption
 class MotionBlur(Corruption):
     """Motion blur: ImageMagick's one-sided motion blur at a random angle (straight-through quantisation gradient).
 
@@ -218,7 +218,7 @@ class MotionBlur(Corruption):
         return F.motion_blur(x, a["radius"], a["sigma"], params["angle"], quantize=True)
 
 
-@CORRUPTIONS.register(family="blur")
+@register_corruption
 class ZoomBlur(Corruption):
     """Zoom blur: average of the image and its centre zooms (deterministic, exact gradient).
 

@@ -16,12 +16,12 @@ from ..functional.rng import draw_uniform, field_uniform
 from .base import Corruption, SeverityTable
 from .execution import CpuPolicy
 from .params import Params
-from .suites import CORRUPTIONS
+from .suites import register_corruption
 
 __all__ = ["Contrast", "ElasticTransform", "JpegCompression", "Pixelate", "Saturate"]
 
 
-@CORRUPTIONS.register(family="digital")
+@register_corruption
 class Contrast(Corruption):
     """Reduce contrast around each channel's spatial mean (deterministic, exact gradient).
 
@@ -59,7 +59,7 @@ class Contrast(Corruption):
         return F.contrast(x, a["factor"])
 
 
-@CORRUPTIONS.register(family="digital")
+@register_corruption
 class Saturate(Corruption):
     """Scale and shift the HSV saturation (extra corruption; deterministic, exact gradient almost everywhere).
 
@@ -103,7 +103,7 @@ class Saturate(Corruption):
         return F.saturate(x, a["multiplier"], a["offset"])
 
 
-@CORRUPTIONS.register(family="digital")
+@register_corruption
 class JpegCompression(Corruption):
     """JPEG encode/decode at a per-severity quality (deterministic; surrogate gradient).
 
@@ -173,7 +173,7 @@ class JpegCompression(Corruption):
         return f"{super().extra_repr()}, codec={self.codec!r}"
 
 
-@CORRUPTIONS.register(family="digital")
+@register_corruption
 class Pixelate(Corruption):
     """Downscale with PIL ``BOX`` to ``int(S * c)`` and upscale back (deterministic; straight-through gradient).
 
@@ -226,7 +226,7 @@ def _scaled(scale: float, rows: list[tuple[float, float, float]]) -> list[tuple[
     return [tuple(scale * k for k in row) for row in rows]  # type: ignore[misc]
 
 
-@CORRUPTIONS.register(family="digital")
+@register_corruption
 class ElasticTransform(Corruption):
     """The original ImageNet-C elastic transform: random affine warp, then smooth random displacements.
 

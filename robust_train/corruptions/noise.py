@@ -17,7 +17,7 @@ from ..functional import noise as F
 from .base import Corruption, Severity, SeverityTable
 from .execution import CpuPolicy
 from .params import Params
-from .suites import CORRUPTIONS
+from .suites import register_corruption
 
 __all__ = ["GaussianNoise", "ImpulseNoise", "ShotNoise", "SpeckleNoise"]
 
@@ -34,7 +34,7 @@ class _KernelBackendMixin(Corruption):
         return f"{super().extra_repr()}, backend={self.backend!r}"
 
 
-@CORRUPTIONS.register(family="noise")
+@register_corruption
 class GaussianNoise(_KernelBackendMixin):
     """Additive Gaussian noise on every pixel and channel, ``clip(x + sigma z, 0, 1)`` (spec 2.1).
 
@@ -76,7 +76,7 @@ class GaussianNoise(_KernelBackendMixin):
         return F.gaussian_noise(x, a["sigma"], params["seed"], stream=F.GAUSSIAN_STREAM, backend=self.backend)
 
 
-@CORRUPTIONS.register(family="noise")
+@register_corruption
 class ShotNoise(Corruption):
     """Poisson (photon) noise, ``clip(Poisson(lam x) / lam, 0, 1)`` per pixel and channel (spec 2.2).
 
@@ -122,7 +122,7 @@ class ShotNoise(Corruption):
         return F.shot_noise(x, a["lam"], params["seed"], stream=F.SHOT_STREAM)
 
 
-@CORRUPTIONS.register(family="noise")
+@register_corruption
 class ImpulseNoise(Corruption):
     """Salt-and-pepper noise, every channel independently (skimage ``random_noise('s&p')``, spec 2.3).
 
@@ -165,7 +165,7 @@ class ImpulseNoise(Corruption):
         return F.impulse_noise(x, a["amount"], params["seed"], stream=F.IMPULSE_STREAM)
 
 
-@CORRUPTIONS.register(family="noise")
+@register_corruption
 class SpeckleNoise(_KernelBackendMixin):
     """Multiplicative Gaussian noise, ``clip(x + x (sigma z), 0, 1)`` (spec 2.4, an "extra" corruption).
 

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import ClassVar, TypeVar
+
 from ..errors import ArgumentError
 from ..registry import Registry, suggest
 
-__all__ = ["CORRUPTIONS", "SUITES", "BENCHMARK_ORDER", "EXTRA", "check_suite_name", "list_corruptions"]
+__all__ = [
+    "BENCHMARK_ORDER",
+    "CORRUPTIONS",
+    "EXTRA",
+    "FAMILIES",
+    "SUITES",
+    "check_suite_name",
+    "list_corruptions",
+    "register_corruption",
+]
+
+T = TypeVar("T")
 
 CORRUPTIONS: Registry = Registry("corruption")
 
@@ -30,15 +44,52 @@ BENCHMARK_ORDER: tuple[str, ...] = (
 #: The 4 extra ("validation") corruptions.
 EXTRA: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
-SUITES: dict[str, tuple[str, ...]] = {
-    "c15": BENCHMARK_ORDER,
-    "c19": BENCHMARK_ORDER + EXTRA,
-    "extra": EXTRA,
-    "noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),
-    "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "gaussian_blur"),
-    "weather": ("snow", "frost", "fog", "brightness", "spatter"),
-    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate"),
-}
+#: The corruption families (each corruption class declares one; its registry entry carries it).
+FAMILIES: tuple[str, ...] = ("noise", "blur", "weather", "digital")
+
+
+class _Suites(Mapping[str, tuple[str, ...]]):
+    """The named suites: ``c15``, ``c19``, ``extra`` and one per family, derived from the registry on access.
+
+    A family suite lists the registered corruptions of that family in benchmark order (then any others, sorted), so a
+    corruption registered later (a plug-in) joins its family without editing a table.
+    """
+
+    _FIXED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "c15": BENCHMARK_ORDER,
+        "c19": BENCHMARK_ORDER + EXTRA,
+        "extra": EXTRA,
+    }
+
+    def __getitem__(self, key: str) -> tuple[str, ...]:
+        if key in self._FIXED:
+            return self._FIXED[key]
+        if key not in FAMILIES:
+            raise KeyError(key)
+        members = set(CORRUPTIONS.list(family=key))
+        order = self._FIXED["c19"]
+        return tuple(n for n in order if n in members) + tuple(sorted(members.difference(order)))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self._FIXED, *FAMILIES))
+
+    def __len__(self) -> int:
+        return len(self._FIXED) + len(FAMILIES)
+
+
+SUITES: Mapping[str, tuple[str, ...]] = _Suites()
+
+
+def register_corruption(cls: type[T]) -> type[T]:
+    """Class decorator: register a corruption under its ``name`` with its ``family`` as registry metadata.
+
+    Raises:
+        ValueError: the class declares no known family.
+    """
+    family = getattr(cls, "family", "")
+    if family not in FAMILIES:
+        raise ValueError(f"{cls.__name__}.family: expected one of {list(FAMILIES)}, got {family!r}")
+    return CORRUPTIONS.register(family=family)(cls)
 
 
 def check_suite_name(suite: str, what: str = "corruption suite") -> None:

@@ -16,7 +16,7 @@ from ..functional.rng import draw_uniform
 from .base import Corruption, SeverityTable
 from .execution import CpuPolicy
 from .params import Params
-from .suites import CORRUPTIONS
+from .suites import register_corruption
 
 __all__ = ["Brightness", "Fog", "Frost", "Snow", "Spatter", "WeatherCorruption"]
 
@@ -43,7 +43,7 @@ class WeatherCorruption(Corruption):
         return super().finish(out)
 
 
-@CORRUPTIONS.register(family="weather")
+@register_corruption
 class Brightness(WeatherCorruption):
     """Brighten: add ``c`` to the HSV value channel (skimage HSV, spec 2.13, H7). Deterministic, exact gradient.
 
@@ -80,7 +80,7 @@ class Brightness(WeatherCorruption):
         return F.brightness(x, a["value"], quantize=self.exact_output)
 
 
-@CORRUPTIONS.register(family="weather")
+@register_corruption
 class Fog(WeatherCorruption):
     """Fog: add a diamond-square plasma fractal, renormalise by the image maximum (spec 2.12, H3).
 
@@ -123,7 +123,7 @@ class Fog(WeatherCorruption):
         )
 
 
-@CORRUPTIONS.register(family="weather")
+@register_corruption
 class Frost(WeatherCorruption):
     """Frost: blend with a random crop of one of the original frost photographs (spec 2.11). Exact gradient.
 
@@ -192,7 +192,7 @@ class Frost(WeatherCorruption):
         return super().extra_repr() + f", include_frost6={self.include_frost6}"
 
 
-@CORRUPTIONS.register(family="weather")
+@register_corruption
 class Spatter(WeatherCorruption):
     """Spatter: water drops (severities 1-3) or mud (4-5) from a thresholded, blurred noise layer (spec 2.19).
 
@@ -281,7 +281,7 @@ class Spatter(WeatherCorruption):
         )
 
 
-@CORRUPTIONS.register(family="weather")
+@register_corruption
 class Snow(WeatherCorruption):
     """Snow: two motion-blurred flake layers over a brightened scene (spec 2.10; H4 zoom, H5 motion blur, H8 grey).
 

@@ -73,3 +73,31 @@ def test_bad_forms_name_what_came() -> None:
         op(torch.ones(3, 32, 32, dtype=torch.int64))
     with pytest.raises(ValueError, match="shape"):
         op(torch.rand(1, 1, 3, 32, 32))
+
+
+def test_family_suites_come_from_the_registry() -> None:
+    """Family suites are derived from each class's ``family``: a plug-in joins its family, a bad family is refused."""
+    from robust_train.corruptions.suites import CORRUPTIONS, FAMILIES, SUITES, register_corruption
+
+    for fam in FAMILIES:
+        assert SUITES[fam] and all(CORRUPTIONS.get(n).family == fam for n in SUITES[fam])
+    assert sorted(n for fam in FAMILIES for n in SUITES[fam]) == sorted(SUITES["c19"])
+
+    class PlugInBlur:
+        name = "zz_plugin_blur"
+        family = "blur"
+
+    register_corruption(PlugInBlur)
+    try:
+        assert SUITES["blur"][-1] == "zz_plugin_blur"
+        assert "zz_plugin_blur" not in SUITES["c19"]
+    finally:
+        CORRUPTIONS._entries.pop("zz_plugin_blur")
+        CORRUPTIONS._meta.pop("zz_plugin_blur")
+
+    class NoFamily:
+        name = "zz_no_family"
+        family = "sound"
+
+    with pytest.raises(ValueError, match="family: expected one of"):
+        register_corruption(NoFamily)
