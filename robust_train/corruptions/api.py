@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..errors import ArgumentError, ArgumentTypeError
 from ..functional.checks import check_image, check_per_sample, check_seed
-from ..functional.rng import combine_seeds, draw_uniform, stream_id
+from ..functional.rng import op_seeds
 from .base import Corruption, Severity
 from .execution import as_batch
 from .suites import CORRUPTIONS
@@ -65,15 +65,9 @@ def corrupt(
         seeds = check_per_sample(seed, "seed", batch=b, integer=True).reshape(-1)
         if seeds.numel() != b:
             raise ArgumentError(f"seed: expected one seed per sample ({b}), got shape {tuple(seed.shape)}")
-        base = combine_seeds(seeds, stream_id(name), 0)
         if isinstance(severity, Tensor):
-            sev = check_per_sample(severity, "severity", batch=b, lo=1.0, hi=5.0).expand(b).clone()
-        elif isinstance(severity, (tuple, list)):  # a (low, high) range: one draw per sample from its seed
-            sev = op._severity_rows(b, draw_uniform(base, 1, op.stream("severity"))[:, 0])
-        else:
-            sev = check_per_sample(severity, "severity", lo=1.0, hi=5.0).expand(b).clone()
-        derived = combine_seeds(base, torch.round(sev * 1000).long())
-        params = op.make_params(derived, sev)
+            severity = check_per_sample(severity, "severity", batch=b, lo=1.0, hi=5.0)
+        params = op.params_for_seeds(op_seeds(seeds, name, 0), severity=severity)
     elif isinstance(seed, int) and not isinstance(seed, bool):
         check_seed(seed)
         if isinstance(severity, Tensor) and severity.dim() == 1 and severity.numel() != b:

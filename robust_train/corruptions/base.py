@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ..functional._common import truncate_uint8
 from ..functional.checks import check_batch_param, check_image, check_int, check_per_sample, check_range, check_seed
-from ..functional.rng import combine_seeds, draw_uniform, stream_id
+from ..functional.rng import draw_uniform, op_seeds, severity_seeds, stream_id
 from . import execution
 from .execution import CpuPolicy
 from .params import Params
@@ -327,14 +327,20 @@ class Corruption(nn.Module):
             True
         """
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
-        n = idx.numel()
-        base = combine_seeds(check_seed(seed), stream_id(self.name), idx)
-        u = draw_uniform(base, 1, self.stream("severity"))[:, 0]
+        return self.params_for_seeds(op_seeds(check_seed(seed), self.name, idx), severity=severity)
+
+    def params_for_seeds(self, base: Tensor, *, severity: Severity | None = None) -> Params:
+        """Parameters from (B,) per-sample base seeds (:func:`~robust_train.functional.rng.op_seeds`).
+
+        A severity range is drawn per sample from its base seed; the op's seeds are
+        :func:`~robust_train.functional.rng.severity_seeds` of the base and the severity. Used by
+        :meth:`params_for_indices` and by :func:`~robust_train.corruptions.api.corrupt` with per-sample seeds.
+        """
         if severity is not None:
             _check_severity(severity)
-        severity = self._severity_rows(n, u, self.severity if severity is None else severity)
-        seeds = combine_seeds(base, torch.round(severity * 1000).to(torch.int64))
-        return self.make_params(seeds, severity)
+        u = draw_uniform(base, 1, self.stream("severity"))[:, 0]
+        sev = self._severity_rows(base.numel(), u, self.severity if severity is None else severity)
+        return self.make_params(severity_seeds(base, sev), sev)
 
     # ------------------------------------------------------------------ application
     def resolve_preset(self, x: Tensor) -> str:

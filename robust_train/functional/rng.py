@@ -34,6 +34,8 @@ __all__ = [
     "normal_expr",
     "unit_expr",
     "combine_seeds",
+    "op_seeds",
+    "severity_seeds",
     "draw_uniform",
     "field_normal",
     "field_uniform",
@@ -465,3 +467,27 @@ def combine_seeds(*parts: Tensor | int) -> Tensor:
                 acc_hi = _mix32_np((acc_hi + acc) ^ word)
     out = (acc_hi.astype(np.uint64) << np.uint64(32)) | acc.astype(np.uint64)
     return torch.from_numpy(np.asarray(out, dtype=np.uint64).reshape(arrays[0].shape).view(np.int64))
+
+
+def op_seeds(seed: Tensor | int, op: str, index: Tensor | int | None = None) -> Tensor:
+    """The one recipe for replayable per-sample seeds of an op: ``combine_seeds(seed, stream_id(op)[, index])``.
+
+    ``seed`` is an evaluation seed (with ``index`` the dataset indices: evaluation, export, the callbacks) or one seed
+    per sample (the ``corrupt`` / ``perturb_sequence`` APIs); ``op`` names the op (``"fog"``, ``"sequence/rotate"``),
+    so two ops never share random numbers. Corruptions derive their final seeds with :func:`severity_seeds`.
+
+    Example:
+        >>> bool((op_seeds(0, "fog", torch.arange(2)) == combine_seeds(0, stream_id("fog"), torch.arange(2))).all())
+        True
+    """
+    parts = (seed, stream_id(op)) if index is None else (seed, stream_id(op), index)
+    return combine_seeds(*parts)
+
+
+def severity_seeds(base: Tensor, severity: Tensor) -> Tensor:
+    """A corruption's per-sample seeds at a (B,) float64 severity: ``combine_seeds(base, round(1000 severity))``.
+
+    The same sample at another severity (or a fractional one) gets independent random numbers; equal severities
+    give equal seeds whatever the batch.
+    """
+    return combine_seeds(base, torch.round(severity * 1000).to(torch.int64))

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..errors import ArgumentError, ArgumentTypeError
 from ..functional.checks import check_image, check_per_sample
-from ..functional.rng import combine_seeds, stream_id
+from ..functional.rng import op_seeds
 from ..registry import suggest
 from .base import SEQUENCES, PerturbationSequence
 
@@ -85,7 +85,7 @@ def perturb_sequence(
         s = check_per_sample(seed, "seed", batch=b, integer=True).reshape(-1)
         if s.numel() != b:
             raise ArgumentError(f"seed: expected one seed per sample ({b}), got shape {tuple(seed.shape)}")
-        params = {"seed": combine_seeds(s, stream_id(f"sequence/{name}"))}
+        params = {"seed": op_seeds(s, f"sequence/{name}")}
         return op(x, params)  # type: ignore[arg-type]
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ArgumentTypeError(f"seed: expected an int or a (B,) int64 tensor, got {type(seed).__name__}")

@@ -20,7 +20,7 @@ from ..corruptions.base import PRESETS, resolve_preset
 from ..corruptions.params import Params
 from ..functional._common import to_compute_dtype, truncate_uint8
 from ..functional.checks import check_image, check_seed
-from ..functional.rng import combine_seeds, stream_id
+from ..functional.rng import op_seeds
 from ..functional.sequences import center_crop_offsets
 from ..registry import Registry
 
@@ -100,7 +100,7 @@ class PerturbationSequence(nn.Module):
             torch.Size([2])
         """
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
-        return Params(seed=combine_seeds(check_seed(seed), stream_id(f"sequence/{self.name}"), idx))
+        return Params(seed=op_seeds(check_seed(seed), f"sequence/{self.name}", idx))
 
     # ------------------------------------------------------------------ application
     def resolve_preset(self, x: Tensor) -> str:
