@@ -286,3 +286,28 @@ def test_bad_inputs():
 def test_prime_trains(jsd):
     aug = Prime(jsd=jsd, seed=0)
     _check(_train(aug, JsdCrossEntropy() if jsd else SplitCrossEntropy()))
+
+
+def test_configs_recipes_and_ablation_budget():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from robust_train.cli import CONFIG_DIR
+
+    def cfg(name: str):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose("train.yaml", overrides=[f"experiment={name}"])
+
+    ours, augmix = cfg("fmnist_ablation_prime"), cfg("fmnist_ablation_augmix_jsd")
+    for key in ("seed", "trainer", "data", "model", "eval", "loss"):
+        assert ours[key] == augmix[key], key  # the same budget as the AugMix + JSD arm
+    for name, preset, jsd, lr in [
+        ("cifar10_prime_resnet18", "cifar", True, 0.2),
+        ("cifar100_prime_resnet18", "cifar", True, 0.2),
+        ("imagenet_prime_resnet50", "imagenet", False, 0.02),
+    ]:
+        c = cfg(name)
+        aug = instantiate(c.augment)
+        assert isinstance(aug, Prime) and aug.preset == preset and aug.jsd == jsd, name
+        assert c.model.optimizer.lr == lr and c.model.scheduler._target_.endswith("OneCycleLR"), name
+        assert c.trainer.max_epochs == 100
