@@ -311,3 +311,12 @@ def test_configs_recipes_and_ablation_budget():
         assert isinstance(aug, Prime) and aug.preset == preset and aug.jsd == jsd, name
         assert c.model.optimizer.lr == lr and c.model.scheduler._target_.endswith("OneCycleLR"), name
         assert c.trainer.max_epochs == 100
+
+
+def test_smooth_color_autograd_path_matches():
+    x = _x(2, 8).requires_grad_(True)
+    args = (torch.tensor([1, 2]), torch.tensor([30, 7]), torch.full((2,), 0.01), torch.ones(2, dtype=torch.int64), 30)
+    out = PF.smooth_color(x, *args)
+    out.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert torch.equal(out.detach(), PF.smooth_color(x.detach(), *args))  # the buffered (no-grad) path, same bits
