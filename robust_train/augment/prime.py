@@ -126,7 +126,7 @@ class Prime(BatchAugment):
         ``diffeo_u`` / ``color_temp`` / ``filter_sigma`` (float64), all (B, V, W, D).
 
     Shape:
-        - Input: (B, C, H, W), float in [0, 1], H, W >= 2.
+        - Input: (B, C, H, W), float in [0, 1], H, W >= 3.
         - Output: (B, C, H, W), or ((1 + num_views) B, C, H, W) with ``jsd=True``.
 
     Example:
@@ -261,8 +261,8 @@ class Prime(BatchAugment):
     def apply(self, x: Tensor, params: Params) -> Tensor:
         """Mix every view; returns ``[x, views...]`` with ``jsd`` else the single view."""
         b, _, h, w_px = x.shape
-        if h < 2 or w_px < 2:
-            raise ValueError(f"x: PRIME needs images of at least 2 x 2 pixels, got {h} x {w_px}")
+        if h < 3 or w_px < 3:
+            raise ValueError(f"x: PRIME needs images of at least 3 x 3 pixels, got {h} x {w_px}")
         v, width = (int(n) for n in params["weights"].shape[1:])
 
         def chains(t: Tensor) -> Tensor:  # (B, V, W, ...) -> (W * V * B, ...): chain-major, then view-major

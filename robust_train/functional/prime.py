@@ -106,11 +106,49 @@ def diffeo_temperature(cut: Tensor, u: Tensor, size: int, alpha: float = 1.0) ->
     return t1 + u.to(device=cut.device, dtype=torch.float64) * (t2 - t1)
 
 
+def _alias_matrix(k: int, n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(m, K) 0/1 matrix folding sine frequencies ``1..K`` onto the ``m = min(K, n - 2)`` ones ``n`` points resolve.
+
+    On the grid ``x_p = p / P`` (``P = n - 1``), ``sin(pi k x_p) = sin(pi r x_p)`` for ``r = k mod 2P``, which is
+    ``-sin(pi (2P - r) x_p)`` for ``r > P`` and zero for ``r in {0, P}``: frequency ``k`` lands on ``r`` or
+    ``2P - r`` (up to a sign, irrelevant for a symmetric coefficient) or vanishes.
+    """
+    p = n - 1
+    r = torch.arange(1, k + 1, device=device) % (2 * p)
+    target = torch.where(r > p, 2 * p - r, r)
+    m = min(k, n - 2)
+    return (target.view(1, k) == torch.arange(1, m + 1, device=device).view(m, 1)).to(dtype)
+
+
+def _diffeo_modes(cut: Tensor, h: int, w: int, k: int, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Variance of the folded mode coefficients per sample (N, Mx, My) and the folded sine bases (W, Mx), (H, My).
+
+    The field on the pixel grid is ``sum_ij c_ij e_ij sin(pi i x) sin(pi j y)`` over ``i, j <= K`` with
+    ``e_ij = [|(i,j)| < cut + 1/2] / |(i,j)|``; folding aliased frequencies (:func:`_alias_matrix`) sums independent
+    Gaussians, so the same field is ``sum_{i'j'} c'_{i'j'} sin(pi i' x) sin(pi j' y)`` with ``c' ~ N(0, V)``,
+    ``V = A_x (e^2) A_y^T``: identical in distribution, with ``min(K, W - 2) x min(K, H - 2)`` draws instead of
+    ``K^2`` (CIFAR: 900 instead of 10 000).
+    """
+    dev = cut.device
+    freq = torch.arange(1, k + 1, device=dev, dtype=dtype)
+    r2 = freq.view(-1, 1) ** 2 + freq.view(1, -1) ** 2  # (K, K): i indexes x-modes, j y-modes
+    inside = torch.sqrt(r2).view(1, k, k) < cut.view(-1, 1, 1) + 0.5
+    energy2 = torch.where(inside, 1.0 / r2, 0.0)  # (N, K, K)
+    ax, ay = _alias_matrix(k, w, dev, dtype), _alias_matrix(k, h, dev, dtype)
+    var = torch.matmul(torch.matmul(ax, energy2), ay.T)  # (N, Mx, My)
+    sin_x = torch.sin(math.pi * torch.linspace(0.0, 1.0, w, device=dev, dtype=dtype).view(-1, 1) * freq[: ax.shape[0]])
+    sin_y = torch.sin(math.pi * torch.linspace(0.0, 1.0, h, device=dev, dtype=dtype).view(-1, 1) * freq[: ay.shape[0]])
+    return var, sin_x, sin_y
+
+
 def smooth_diffeo(x: Tensor, seed: Tensor, cut: Tensor, temperature: Tensor, max_cut: int) -> Tensor:
     """Random smooth diffeomorphism per sample (bilinear warp, borders clamped).
 
+    The displacement fields are drawn on the pixel grid with aliased frequencies folded together (exactly the
+    distribution of the ``K x K``-mode sum in the module docstring; see :func:`_diffeo_modes`).
+
     Args:
-        x: images, shape (N, C, H, W), float in [0, 1]; H, W >= 2.
+        x: images, shape (N, C, H, W), float in [0, 1]; H, W >= 3.
         seed: host int64 per-sample seeds of the mode coefficients, shape (N,).
         cut: per-sample cut-off in [1, max_cut], shape (N,): modes with ``|(i, j)| < cut + 1/2`` are kept.
         temperature: per-sample temperature ``T`` (>= 0), shape (N,) (:func:`diffeo_temperature`).
@@ -126,8 +164,8 @@ def smooth_diffeo(x: Tensor, seed: Tensor, cut: Tensor, temperature: Tensor, max
     """
     check_image(x, channels=None, check_values=False)
     n, _, h, w = x.shape
-    if h < 2 or w < 2:
-        raise ValueError(f"x: smooth_diffeo needs images of at least 2 x 2 pixels, got {h} x {w}")
+    if h < 3 or w < 3:
+        raise ValueError(f"x: smooth_diffeo needs images of at least 3 x 3 pixels, got {h} x {w}")
     k = int(max_cut)
     if k < 1:
         raise ValueError(f"max_cut: expected a positive mode count, got {max_cut}")
@@ -135,12 +173,9 @@ def smooth_diffeo(x: Tensor, seed: Tensor, cut: Tensor, temperature: Tensor, max
     dev, work = x.device, _work(x)
     cut_t = _arg(cut, n, "cut", dev, work)
     temp = _arg(temperature, n, "temperature", dev, work)
-    freq = torch.arange(1, k + 1, device=dev, dtype=work)
-    radius = torch.sqrt(freq.view(-1, 1) ** 2 + freq.view(1, -1) ** 2)  # (K, K): i indexes x-modes, j y-modes
-    energy = torch.where(radius.view(1, k, k) < cut_t.view(-1, 1, 1) + 0.5, 1.0 / radius, 0.0)  # (N, K, K)
-    coeff = field_normal(seed, (2, k, k), _S_DIFFEO, dtype=work, device=dev) * energy.unsqueeze(1)  # (N, 2, K, K)
-    sin_x = torch.sin(math.pi * torch.linspace(0.0, 1.0, w, device=dev, dtype=work).view(-1, 1) * freq)  # (W, K)
-    sin_y = torch.sin(math.pi * torch.linspace(0.0, 1.0, h, device=dev, dtype=work).view(-1, 1) * freq)  # (H, K)
+    var, sin_x, sin_y = _diffeo_modes(cut_t, h, w, k, work)
+    mx, my = sin_x.shape[1], sin_y.shape[1]
+    coeff = field_normal(seed, (2, mx, my), _S_DIFFEO, dtype=work, device=dev) * torch.sqrt(var).unsqueeze(1)
     # field[y, x] = sum_ij c_ij sin_x[x, i] sin_y[y, j]  ->  sin_y @ c^T @ sin_x^T
     field = torch.matmul(torch.matmul(sin_y, coeff.transpose(-1, -2)), sin_x.T)  # (N, 2, H, W)
     amp = torch.sqrt(temp.clamp_min(0.0)).view(-1, 1, 1)

@@ -72,6 +72,21 @@ def test_smooth_diffeo_field_and_warp():
     assert (big - x).abs().mean() > 0.01 and big.min() >= 0 and big.max() <= 1
 
 
+@pytest.mark.parametrize(("h", "w", "k", "cut"), [(6, 7, 12, 9), (9, 5, 4, 3), (5, 5, 30, 30)])
+def test_diffeo_folded_modes_have_the_reference_covariance(h, w, k, cut):
+    """The folded draw has exactly the covariance of the reference's K x K mode sum on the pixel grid."""
+    i = torch.arange(1, k + 1, dtype=torch.float64)
+    r = torch.sqrt(i.view(-1, 1) ** 2 + i.view(1, -1) ** 2)
+    e2 = torch.where(r < cut + 0.5, 1.0 / r**2, 0.0)
+    sx = torch.sin(math.pi * torch.linspace(0, 1, w, dtype=torch.float64).view(-1, 1) * i)  # (W, K)
+    sy = torch.sin(math.pi * torch.linspace(0, 1, h, dtype=torch.float64).view(-1, 1) * i)  # (H, K)
+    ref = torch.einsum("ij,xi,yj,zi,vj->yxvz", e2, sx, sy, sx, sy).reshape(h * w, h * w)
+    var, fx, fy = PF._diffeo_modes(torch.tensor([float(cut)], dtype=torch.float64), h, w, k, torch.float64)
+    ours = torch.einsum("ij,xi,yj,zi,vj->yxvz", var[0], fx, fy, fx, fy).reshape(h * w, h * w)
+    torch.testing.assert_close(ours, ref, atol=1e-10, rtol=1e-9)
+    assert var.shape[1:] == (min(k, w - 2), min(k, h - 2))
+
+
 def test_diffeo_temperature_range():
     t1 = PF.diffeo_temperature(torch.tensor([10]), torch.tensor([0.0]), 32)
     t2 = PF.diffeo_temperature(torch.tensor([10]), torch.tensor([1.0]), 32)
@@ -269,8 +284,8 @@ def test_bad_inputs():
         aug(torch.rand(2, 3, 8, 8) * 3)
     with pytest.raises(ValueError, match="batch of 3"):
         aug(torch.rand(2, 3, 8, 8), params=aug.sample_params(3))
-    with pytest.raises(ValueError, match="at least 2 x 2"):
-        aug(torch.rand(2, 3, 1, 8))
+    with pytest.raises(ValueError, match="at least 3 x 3"):
+        aug(torch.rand(2, 3, 2, 8))
     x, s = _x(2), torch.tensor([1, 2])
     with pytest.raises(ValueError, match="max_size"):
         PF.random_filter(x, s, torch.tensor([3, 3]), torch.ones(2), 4)
