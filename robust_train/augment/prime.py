@@ -52,8 +52,10 @@ Differences from the reference, all deliberate:
 
 Costs: every chain step evaluates all enabled primitives on every chain and keeps the drawn one (as the reference's
 ``PRIMEAugModule`` does), so a view costs ``width x max_depth x len(primitives)`` primitive calls on ``B`` images.
-The diffeomorphism draws ``2 cut_max^2`` normal coefficients per image and step (20 k for CIFAR, 500 k for ImageNet:
-about 2 MB of float32 per image in flight for the ImageNet preset).
+The diffeomorphism draws ``2 min(cut_max, W - 2) min(cut_max, H - 2)`` normal coefficients per image and step
+(frequencies the pixel grid cannot tell apart are folded together, :func:`~robust_train.functional.prime.smooth_diffeo`)
+and builds a ``cut_max x cut_max`` mode-variance map per image (10 k floats for CIFAR, 250 k, about 1 MB, for
+ImageNet); the colour transform takes ``2 F`` passes over the image (``F`` = 100 for CIFAR, 20 for ImageNet).
 """
 
 from __future__ import annotations
