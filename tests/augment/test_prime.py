@@ -335,3 +335,14 @@ def test_smooth_color_autograd_path_matches():
     out.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert torch.equal(out.detach(), PF.smooth_color(x.detach(), *args))  # the buffered (no-grad) path, same bits
+
+
+@pytest.mark.slow
+def test_smooth_color_compiled_matches_eager():
+    """With fusion on, the colour sum is one compiled loop (tens of seconds to compile once: slow)."""
+    x = _x(4, 16)
+    args = (torch.tensor([1, 2, 3, 4]), torch.tensor([100, 40, 7, 1]), torch.full((4,), 0.01))
+    first = torch.ones(4, dtype=torch.int64)
+    with rt.fusion("on"):
+        out = PF.smooth_color(x, *args, first, 100)
+    torch.testing.assert_close(out, PF.smooth_color(x, *args, first, 100), atol=5e-4, rtol=0)
