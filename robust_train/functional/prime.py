@@ -13,7 +13,8 @@ primitive       definition (``x`` in [0, 1], ``(N, C, H, W)``; one draw per samp
 smooth_diffeo   displacement fields ``u, v = sum_{|(i,j)| < cut + 1/2} c_ij / |(i,j)| sin(pi i x) sin(pi j y)``
                 (``i, j <= K``) on ``[0, 1]^2`` with ``c_ij ~ N(0, 1)``; ``dx = sqrt(T) u W``, ``dy = sqrt(T) v H``
                 pixels; output pixel ``(x, y)`` samples the input at ``(x - dx, y - dy)`` clamped to the image,
-                bilinearly
+                bilinearly. Frequencies the pixel grid cannot tell apart are drawn folded together (the same
+                distribution with ``min(K, W - 2) min(K, H - 2)`` coefficients instead of ``K^2``)
 smooth_color    per channel ``x + sum_{k in band} a_k sin(pi k x)``, ``a_k ~ N(0, T)``, clamped to [0, 1]; the band is
                 ``k0 .. min(k0 + F, cut + 1) - 1`` (``F`` frequencies; ``k0 = 1, F = cut`` without a bandwidth)
 random_filter   one ``s x s`` kernel per sample, ``delta + sigma N(0, 1)`` taps (the same kernel on every channel),
