@@ -1,11 +1,12 @@
 """Device-first proofs without a GPU (issue #10, STYLE.md section 1b).
 
-1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix, the corruption-training augment, one
-   PGD step and the metric updates run with their images on a fake ``"cuda"`` device (:func:`tests._device.fake_cuda`):
-   any read of a device value, NumPy round trip or device mismatch fails the test. The remaining host reads go
-   through :func:`robust_train.functional.checks.host_flag`; they are counted per call and must match
-   :data:`DOCUMENTED_SYNCS`.
-2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence (no per-sample loops).
+1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix, PRIME, the corruption-training augment,
+   one PGD step and the metric updates run with their images on a fake ``"cuda"`` device
+   (:func:`tests._device.fake_cuda`): any read of a device value, NumPy round trip or device mismatch fails the test.
+   The remaining host reads go through :func:`robust_train.functional.checks.host_flag`; they are counted per call
+   and must match :data:`DOCUMENTED_SYNCS`.
+2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence and for PRIME (no per-sample
+   loops).
 """
 
 from __future__ import annotations
@@ -113,12 +114,23 @@ def test_sequence_ops_do_not_grow_with_batch(name: str) -> None:
 
 
 def _augment(name: str):  # noqa: ANN202
-    from robust_train.augment import AugMix, CorruptionAugment
+    from functools import partial
 
-    return {"augmix": AugMix, "corrupt": CorruptionAugment}[name](seed=0)
+    from robust_train.augment import AugMix, CorruptionAugment, Prime
+
+    table = {
+        "augmix": AugMix,
+        "corrupt": CorruptionAugment,
+        "prime": Prime,
+        "prime_jsd": partial(Prime, jsd=True),
+        "prime_imagenet": partial(Prime, preset="imagenet"),
+        # the ImageNet colour band (lowest frequency per sample) with a small diffeomorphism mode grid (fast on a CPU)
+        "prime_band": partial(Prime, preset="imagenet", diffeo_cut=(2, 40)),
+    }
+    return table[name](seed=0)
 
 
-@pytest.mark.parametrize("name", ["augmix", "corrupt"])
+@pytest.mark.parametrize("name", ["augmix", "corrupt", "prime", "prime_jsd", "prime_imagenet"])
 def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counter[str]) -> None:
     aug = _augment(name)
     params = aug.sample_params(4)
@@ -141,6 +153,18 @@ def test_augmix_ops_do_not_grow_with_batch() -> None:
         aug(torch.rand(b, 3, 32, 32), aug.sample_params(b, torch.Generator().manual_seed(0)))
 
     small, large = _count(run, 2), _count(run, 32)
+    assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
+
+
+@pytest.mark.parametrize("name", ["prime", "prime_band"])
+def test_prime_ops_do_not_grow_with_batch(name: str) -> None:
+    aug = _augment(name)
+
+    def run(b: int) -> None:
+        aug(torch.rand(b, 3, 32, 32), aug.sample_params(b, torch.Generator().manual_seed(0)))
+
+    with rt.fusion("off"):
+        small, large = _count(run, 2), _count(run, 32)
     assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
 
 

@@ -1,4 +1,4 @@
-"""Training-time augmentations (layer 2): AugMix, stylization, corruption training, adversarial views.
+"""Training-time augmentations (layer 2): AugMix, PRIME, stylization, corruption training, adversarial views.
 
 Every module follows the splits contract of :mod:`robust_train.augment.base`.
 """
@@ -11,6 +11,7 @@ from .base import BatchAugment
 from .compose import Compose
 from .corruption_train import CorruptionAugment, GaussianNoiseAugment, resolve_corruption_names
 from .ops import AUGMENT_OPS, AugmentOp, list_augment_ops
+from .prime import Prime
 from .stylize import Stylize
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Compose",
     "CorruptionAugment",
     "GaussianNoiseAugment",
+    "Prime",
     "Stylize",
     "list_augment_ops",
     "resolve_corruption_names",

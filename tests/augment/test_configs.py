@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from robust_train.augment import AdversarialAugment, AugMix, CorruptionAugment, GaussianNoiseAugment, Stylize
+from robust_train.augment import AdversarialAugment, AugMix, CorruptionAugment, GaussianNoiseAugment, Prime, Stylize
 from robust_train.cli import CONFIG_DIR
 from robust_train.losses import CleanLogitPairingLoss, JsdCrossEntropy, LogitPairingLoss
 
@@ -21,6 +21,8 @@ OURS = {
     "alp": AdversarialAugment,
     "corrupt": CorruptionAugment,
     "gaussian_noise": GaussianNoiseAugment,
+    "prime": Prime,
+    "prime_jsd": Prime,
 }
 LOSSES = {"jsd": JsdCrossEntropy, "alp": LogitPairingLoss, "clp": CleanLogitPairingLoss}
 EXPERIMENTS = sorted(
@@ -41,7 +43,7 @@ def _compose(overrides: list[str]):
 def test_augment_options_instantiate(name):
     aug = instantiate(_compose([f"augment={name}"]).augment)
     assert isinstance(aug, OURS[name])
-    if name == "augmix_jsd":
+    if name in ("augmix_jsd", "prime_jsd"):
         assert aug.num_splits == 3
     if name == "alp":
         assert aug.num_splits == 2 and abs(aug.attack.eps - 8 / 255) < 1e-6
