@@ -206,7 +206,7 @@ class Pixelate(Corruption):
     family = "digital"
     gradient = "straight-through"
     output_on_grid = True  # Pillow's 8-bit resampling model
-    cpu = CpuPolicy(chunk_bytes=None)  # no cache blocking: per-call overhead outweighs it (0.21 -> 0.14 ms/image)
+    cpu = CpuPolicy(chunk_bytes=None)  # no cache blocking: per-call overhead outweighs it (benchmarks/README.md)
     checks_values_in_apply = True  # the fused width pass computes the range on the way
     table = SeverityTable(
         ("factor",),

@@ -44,8 +44,7 @@ class CpuPolicy:
     Args:
         chunk_bytes: run the batch in chunks of about this many bytes of input (cache blocking); ``None``: never.
         unchunked_when_fused: with fusion on, run the batch in one piece (the CPU path is fully fused, and per-chunk
-            overhead then costs more than cache blocking saves; measured at 224 px, batch 64: impulse noise
-            0.14 -> 0.09, frost 0.21 -> 0.15, contrast 0.12 -> 0.10 ms/image).
+            overhead then costs more than cache blocking saves; benchmarks/README.md, "Design measurements").
         host_threads: the work runs in host threads of the op's own; its torch ops then use one OpenMP thread.
     """
 

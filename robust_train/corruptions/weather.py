@@ -227,7 +227,7 @@ class Spatter(WeatherCorruption):
     name = "spatter"
     family = "weather"
     # chunks of 16 MB (27 images at 224 px): the water map's ~100 ops per chunk (Canny, chamfer steps) cost less
-    # per image than with 4 MB chunks (1.49 -> 1.25 ms/image at 224 px), the 3x3 stencils still stay in cache
+    # per image than with 4 MB chunks, and the 3x3 stencils still stay in cache (benchmarks/README.md)
     cpu = CpuPolicy(chunk_bytes=16 * 2**20)
     table = SeverityTable(
         ("loc", "scale", "sigma", "threshold", "intensity", "mud"),

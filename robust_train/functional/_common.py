@@ -53,10 +53,9 @@ def single_omp_thread() -> Iterator[None]:
     """Run torch ops with one OpenMP thread while host threads of our own (the JPEG codec pool) do the heavy work.
 
     After a parallel region libgomp's idle worker threads spin-wait for a few milliseconds; on a machine with as many
-    codec threads as cores they then compete with the codec (measured on 2 cores: the JPEG corruption 0.30 ->
-    0.22 ms/image with its surrounding torch ops on one thread). Inside the context ``torch.get_num_threads()`` is 1
-    and :func:`host_threads` is the caller's thread count; on exit it is restored. The thread count is
-    process-wide, so the context holds a lock: concurrent users take turns.
+    codec threads as cores they then compete with the codec (benchmarks/README.md, "Design measurements"). Inside the
+    context ``torch.get_num_threads()`` is 1 and :func:`host_threads` is the caller's thread count; on exit it is
+    restored. The thread count is process-wide, so the context holds a lock: concurrent users take turns.
     """
     with _HOST_LOCK:
         n = torch.get_num_threads()

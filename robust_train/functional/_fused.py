@@ -241,8 +241,8 @@ def fused(fn: F | None = None, *, release_gil: bool = False) -> Any:
 
     Kernels are compiled with static shapes (``dynamic=False``): one variant per input shape and dtype, with every
     size a constant. Dynamo's default (automatic dynamic shapes) would switch a kernel to size-generic code as soon
-    as a second shape is seen (another chunk size, image size or corruption sharing the kernel): measured 8-30%
-    slower on the CPU (pixelate 0.175 -> 0.23 ms/image after the other corruptions had run). The per-kernel
+    as a second shape is seen (another chunk size, image size or corruption sharing the kernel), measurably slower
+    on the CPU (benchmarks/README.md, "Design measurements"). The per-kernel
     variant limit is raised to :data:`RECOMPILE_LIMIT` for these calls only (past it Dynamo runs the eager function).
 
     ``@fused(release_gil=True)``: compiled with Inductor's C++ wrapper (``cpp_wrapper``), which releases the GIL while

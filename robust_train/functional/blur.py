@@ -539,12 +539,10 @@ def _average_clip(x: Tensor, acc: Tensor, norm: Tensor) -> Tensor:
 
 # ----------------------------------------------------------------------------------------------- gaussian blur
 #: Gaussians with at least this many taps per axis run as one 2-D FFT correlation instead of the separable tap
-#: loop (2 x taps passes over the image). Measured at 224 px, one core (A/B, loaded machine): 33 taps 1.3x, 49 taps
-#: 1.4x faster; 25 taps no faster.
+#: loop (2 x taps passes over the image); the threshold is measured (benchmarks/README.md, "Design measurements").
 _GAUSS_FFT_MIN_TAPS = 33
 #: The same threshold when the tap loop is fused (fusion on, no autograd): one compiled pass per axis beats the FFT
-#: up to the longest fused tap loop (``filters.TAP_LOOP_MAX`` = 65 taps). Measured at 224 px, 2 threads: 41 taps
-#: 0.36 vs 0.50 ms/image, 49 taps 0.39 vs 0.65.
+#: up to the longest fused tap loop (``filters.TAP_LOOP_MAX`` = 65 taps) (benchmarks/README.md, "Design measurements").
 _GAUSS_FFT_MIN_TAPS_FUSED = 67
 
 

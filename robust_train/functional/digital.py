@@ -350,12 +350,12 @@ def _codec_cpu(x: Tensor, quality: list[int], out: Tensor) -> tuple[float, float
     interleaved with NumPy (the encoder's HWC layout), encoded and decoded, and finally the decoded HWC images written
     to ``out`` as floats in one kernel. Nothing runs serially around the codec. Run inside :func:`single_omp_thread`:
     the calling thread then has one OpenMP thread, like the pool threads always, and none of them starts an OpenMP team
-    (a second team makes libgomp stop spin-waiting, and every later parallel region of the main thread paid for it: up
-    to 1.8x slower, measured), and the two conversion kernels are compiled with Inductor's C++ wrapper, which releases
-    the GIL while they run (the default wrapper holds it and serialised the threads: 0.19 vs 0.15 ms per image at 224 px
-    on 2 cores). The encoder gets a CHW view of HWC memory, for which its internal ``contiguous()`` is a no-op. Every
-    run is coded under ``torch.inference_mode()`` (thread-local: the caller's mode does not reach pool threads), which
-    may write into a caller's inference tensor.
+    (a second team makes libgomp stop spin-waiting, and every later parallel region of the main thread paid for it),
+    and the two conversion kernels are compiled with Inductor's C++ wrapper, which releases the GIL while they run
+    (the default wrapper holds it and serialised the threads); numbers in benchmarks/README.md, "Design measurements".
+    The encoder gets a CHW view of HWC memory, for which its internal ``contiguous()`` is a no-op. Every run is coded
+    under ``torch.inference_mode()`` (thread-local: the caller's mode does not reach pool threads), which may write into
+    a caller's inference tensor.
     """
     b, _, h, w = x.shape
     group = max(1, _CODEC_GROUP_BYTES // (x[0].numel() * x.element_size()))

@@ -387,7 +387,7 @@ def field_normal(
     streams ``stream`` and ``stream ^ NORMAL_STREAM_XOR``. The pair shares its radius, yet the two values are
     independent standard normals (the polar form of a 2-D Gaussian), so the field is i.i.d. N(0, 1); the tails are
     cut at ``sqrt(2 ln 2**25) ~ 5.9`` by the 24-bit uniforms. Half as many hashes as one uniform pair per value.
-    With fusion on (:mod:`._fused`) the field is one compiled loop (4.6x faster at 224 px): the same hash bits, with
+    With fusion on (:mod:`._fused`) the field is one compiled loop: the same hash bits, with
     ``log``/``cos``/``sin`` that may round differently in the last bits (float32: <= 1e-6 absolute).
 
     Args:
