@@ -124,23 +124,21 @@ def contrast(x: Tensor, factor: Tensor | float) -> Tensor:
     """
     check_image(x, check_values=False)
     c = _per_sample(factor, x, "factor")
-    return _contrast_kernel(x, _plane_means(x), c)
-
-
-def _plane_means(x: Tensor) -> Tensor:
-    """Per-plane means in float64, independent of memory layout, batch size and summation order.
-
-    With small factors the output is almost the mean itself, so the mean decides whole channels' 8-bit levels. Summed
-    in float64, float32 values on the 8-bit grid (multiples of 2**-32 in [0, 1]) add exactly up to 2**21 pixels per
-    plane: the sum, and so the mean, is the same whatever order a reduction (eager, compiled, CUDA) takes.
-    """
-    h, w = x.shape[-2:]
-    return (x.to(torch.float64).sum(dim=(-2, -1), keepdim=True) / (h * w)).to(x.dtype)
+    return _contrast_kernel(x, c)
 
 
 @fused
-def _contrast_kernel(x: Tensor, means: Tensor, c: Tensor) -> Tensor:
-    """``clip((x - mean) * c + mean, 0, 1)``: one pass when fused."""
+def _contrast_kernel(x: Tensor, c: Tensor) -> Tensor:
+    """``clip((x - mean) * c + mean, 0, 1)`` with per-plane means: one reduction and one pass when fused.
+
+    The means are summed in float64, independent of memory layout, batch size and summation order: with small factors
+    the output is almost the mean itself, so the mean decides whole channels' 8-bit levels, and float32 values on the
+    8-bit grid (multiples of 2**-32 in [0, 1]) add exactly in float64 up to 2**21 pixels per plane, so the sum is the
+    same whatever order a reduction (eager, compiled, CUDA) takes. Compiled, the float64 sum reads the image once
+    (eager ATen converts to float64 first; benchmarks/README.md, "Design measurements").
+    """
+    h, w = x.shape[-2:]
+    means = (x.to(torch.float64).sum(dim=(-2, -1), keepdim=True) / (h * w)).to(x.dtype)
     return ((x - means) * c + means).clamp(0.0, 1.0)
 
 
