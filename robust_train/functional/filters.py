@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._fused import fused, fused_runs
+from ._fused import fused
 from .checks import check_shape, per_sample
 
 __all__ = [
@@ -146,56 +146,37 @@ def pad2d(x: Tensor, pad: int, mode: str) -> Tensor:
 TAP_LOOP_MAX = 65
 
 
-def _tap_sum(xp: Tensor, weights: list[float], dim: int, n: int) -> Tensor:
-    """``sum_i weights[i] * xp.narrow(dim, i, n)``, accumulated in tap order, skipping zero taps.
-
-    With fusion on (and no autograd recording) the taps are summed in one compiled loop (:func:`_tap_sum_fused`).
-    """
-    taps = [(i, wt) for i, wt in enumerate(weights) if wt != 0.0]
-    if fused_runs(xp):
-        return _tap_sum_fused(xp, taps=tuple(taps), dim=dim, n=n)
-    i0, w0 = taps[0]
-    acc = xp.narrow(dim, i0, n) * w0
-    for i, wt in taps[1:]:
-        acc.add_(xp.narrow(dim, i, n), alpha=wt)
-    return acc
-
-
 @fused
-def _tap_sum_fused(xp: Tensor, *, taps: tuple[tuple[int, float], ...], dim: int, n: int) -> Tensor:
-    """:func:`_tap_sum` as one loop: static offsets and weights (compiled per kernel), taps added in order.
+def _tap_sum(xp: Tensor, weights: Tensor, *, dim: int, n: int) -> Tensor:
+    """``sum_i weights[b, i] * xp[b].narrow(dim, i, n)`` per sample, accumulated in tap order.
 
-    One rounding per product and per sum. The eager in-place ``add_(alpha=)`` may use FMA, so the two can differ in
-    the last float bit (the fusion contract).
+    ``weights`` (B, K) holds each sample's kernel (shorter kernels zero-padded: a zero tap adds an exact 0). One
+    multiply-add per tap over a shifted view with a per-sample weight, whatever the mix of kernels in the batch: the
+    ATen op count depends on K only. Eager ``addcmul`` rounds as the former ``add_(alpha=)`` per kernel group did
+    (bit-identical); compiled, the taps are one loop (the fusion contract allows a last-bit difference).
     """
-    i0, w0 = taps[0]
-    acc = xp.narrow(dim, i0, n) * w0
-    for i, wt in taps[1:]:
-        acc = acc + xp.narrow(dim, i, n) * wt
+    b = xp.shape[0]
+    acc = xp.narrow(dim, 0, n) * weights[:, 0].view(b, 1, 1, 1)
+    for i in range(1, weights.shape[1]):
+        acc = torch.addcmul(acc, xp.narrow(dim, i, n), weights[:, i].view(b, 1, 1, 1))
     return acc
 
 
 def _filter_axis(x: Tensor, kernel: Tensor, dim: int, mode: str) -> Tensor:
     """Correlate every (B, C) plane of ``x`` along ``dim`` (2 = H, 3 = W) with its sample's 1-D kernel.
 
-    Short kernels run as a tap loop with the weights as constants: ``kernel`` should be a host tensor (a device
-    kernel is read back once). Samples are grouped by distinct kernel (one group per severity level in evaluation).
+    Kernels up to :data:`TAP_LOOP_MAX` taps run as a tap loop with per-sample weights (:func:`_tap_sum`), longer ones
+    as a grouped convolution. ``kernel`` (B, K) may be a host tensor (copied to the device) or a device tensor.
     """
     b, c, h, w = x.shape
     k = kernel.shape[1]
     r = (k - 1) // 2
     n = x.shape[dim]
     xp = pad_axis(x, dim, r, r, mode)
+    weight = kernel.detach().to(device=x.device, dtype=x.dtype)
     if k <= TAP_LOOP_MAX:
-        rows, inverse = torch.unique(kernel.detach().to("cpu", torch.float64), dim=0, return_inverse=True)
-        if rows.shape[0] == 1:
-            return _tap_sum(xp, rows[0].tolist(), dim, n)
-        out = torch.empty_like(x)
-        for g in range(rows.shape[0]):
-            sel = (inverse == g).nonzero().flatten().to(x.device)
-            out.index_copy_(0, sel, _tap_sum(xp.index_select(0, sel), rows[g].tolist(), dim, n))
-        return out
-    weight = kernel.to(device=x.device, dtype=x.dtype).repeat_interleave(c, dim=0)  # (B*C, K)
+        return _tap_sum(xp, weight, dim=dim, n=n)
+    weight = weight.repeat_interleave(c, dim=0)  # (B*C, K)
     xp = xp.reshape(1, b * c, *xp.shape[2:])
     if dim == 2:
         out = F.conv2d(xp, weight.view(b * c, 1, k, 1), groups=b * c)
