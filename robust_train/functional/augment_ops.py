@@ -24,6 +24,12 @@ centres at ``i + 0.5``; all affine samples of a batch go through one ``grid_samp
 (bilinear, zero padding). Differences from PIL: no 8-bit rounding between operations, autocontrast/contrast use the
 exact float min/max/mean instead of PIL's truncated 8-bit lookup tables (< 1 level apart), and bilinear weights at
 the outermost pixel ring differ slightly (PIL clamps to the edge for one pixel before filling black).
+``pil_exact=True`` (:func:`apply_ops`, :func:`augmix`) computes the ops as Pillow does on 8-bit images instead
+(:mod:`.augment_ops_pil`; bit-exact on the parity photos, ``benchmarks/results/augmix_pil_parity.md``).
+
+Batching: :func:`apply_ops` plans the groups of samples per op kind on the host (the parameters live there) and runs
+every op kind of the list on its group, empty or not, with the affine kinds sharing one warp, so the ATen ops issued
+depend on the op list only, never on the batch size or on the draws.
 
 AugMix severity levels (Hendrycks et al. 2020, ``augmentations.py`` of the reference code): a chain step draws
 ``level ~ U(0.1, severity)`` and a random sign; :func:`augmix_argument` turns ``(level, sign)`` into the op's
