@@ -158,3 +158,18 @@ def test_published_recipes_use_the_pil_mode(experiment: str) -> None:
     assert _compose([f"experiment={experiment}"]).augment.pil_exact is (not experiment.startswith("fmnist"))
     assert _compose(["augment=augmix"]).augment.pil_exact is True
     assert _compose(["augment=augmix_jsd"]).augment.pil_exact is True
+
+
+@pytest.mark.parametrize("op", AF.AUGMIX_OPS_ALL)
+def test_grayscale_op_matches_pillow(op: str, photos: dict[str, np.ndarray]) -> None:
+    from PIL import Image
+
+    gray = np.asarray(Image.fromarray(photos["chelsea"]).convert("L"))
+    h, w = gray.shape
+    args = _args(op, h, w)[:: max(1, len(_args(op, h, w)) // 6)]
+    x = torch.from_numpy(gray.copy()).float().div(255.0).view(1, 1, h, w).repeat(len(args), 1, 1, 1)
+    arg = torch.tensor(args, dtype=torch.float64)
+    out = AF.apply_ops(x, [op], torch.zeros(len(args), dtype=torch.int64), arg, pil_exact=True)
+    mine = torch.round(out * 255.0).to(torch.uint8)[:, 0].numpy()
+    for a, m in zip(args, mine, strict=True):
+        assert np.array_equal(np.asarray(parity.pil_op(Image.fromarray(gray), op, a)), m), (op, a)
