@@ -14,6 +14,7 @@ Methods (each with its published/default settings unless an option says otherwis
 plain           no augmentation, cross-entropy (the denominator of every ratio)
 augmix          AugMix (severity 3, width 3, depth 1-3), one view, cross-entropy
 augmix_jsd      AugMix with [clean, aug_1, aug_2] (3x forward/backward) and the JSD loss
+augmix_jsd_pil  augmix_jsd with ``pil_exact=True`` (the reference's 8-bit Pillow arithmetic; the recipes' default)
 prime           PRIME (CIFAR preset: diffeo, colour, filter; width 3, depth 1-3), one view, cross-entropy
 prime_jsd       PRIME with [clean, aug_1, aug_2] and the JSD loss (the reference's CIFAR setting)
 gaussian_noise  Gaussian noise on half the batch, cross-entropy
@@ -40,7 +41,19 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import common  # noqa: E402  (stdlib-only at import time)
 
-METHODS = ("plain", "augmix", "augmix_jsd", "prime", "prime_jsd", "gaussian_noise", "corrupt", "stylize", "alp", "clp")
+METHODS = (
+    "plain",
+    "augmix",
+    "augmix_jsd",
+    "augmix_jsd_pil",
+    "prime",
+    "prime_jsd",
+    "gaussian_noise",
+    "corrupt",
+    "stylize",
+    "alp",
+    "clp",
+)
 QUICK = {"batch": 8, "min_run_time": 0.05, "pgd_steps": 2, "methods": "plain,augmix_jsd,alp"}
 
 
@@ -126,6 +139,8 @@ def build_method(method: str, args: argparse.Namespace) -> tuple[Any, Any, str]:
         return A.AugMix(seed=seed), ce, "AugMix s3 w3 d1-3, 1 view"
     if method == "augmix_jsd":
         return A.AugMix(jsd=True, seed=seed), LS.JsdCrossEntropy(), "AugMix + JSD, 3 views"
+    if method == "augmix_jsd_pil":
+        return A.AugMix(jsd=True, pil_exact=True, seed=seed), LS.JsdCrossEntropy(), "AugMix + JSD, 3 views, 8-bit PIL"
     if method == "prime":
         return A.Prime(seed=seed), ce, "PRIME cifar preset, w3 d1-3, 1 view"
     if method == "prime_jsd":

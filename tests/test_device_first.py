@@ -1,12 +1,12 @@
 """Device-first proofs without a GPU (issue #10, STYLE.md section 1b).
 
-1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix, PRIME, the corruption-training augment,
-   one PGD step and the metric updates run with their images on a fake ``"cuda"`` device
-   (:func:`tests._device.fake_cuda`): any read of a device value, NumPy round trip or device mismatch fails the test.
-   The remaining host reads go through :func:`robust_train.functional.checks.host_flag`; they are counted per call
-   and must match :data:`DOCUMENTED_SYNCS`.
-2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence and for PRIME (no per-sample
-   loops).
+1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix (float and PIL-exact), PRIME, the
+   corruption-training augment, one PGD step and the metric updates run with their images on a fake ``"cuda"``
+   device (:func:`tests._device.fake_cuda`): any read of a device value, NumPy round trip or device mismatch fails
+   the test. The remaining host reads go through :func:`robust_train.functional.checks.host_flag`; they are counted
+   per call and must match :data:`DOCUMENTED_SYNCS`.
+2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence, AugMix (float and
+   PIL-exact) and PRIME (no per-sample loops).
 """
 
 from __future__ import annotations
@@ -120,6 +120,8 @@ def _augment(name: str):  # noqa: ANN202
 
     table = {
         "augmix": AugMix,
+        # the reference's PIL arithmetic on 8-bit levels, with every op kind
+        "augmix_pil": partial(AugMix, pil_exact=True, all_ops=True, jsd=True),
         "corrupt": CorruptionAugment,
         "prime": Prime,
         "prime_jsd": partial(Prime, jsd=True),
@@ -130,7 +132,7 @@ def _augment(name: str):  # noqa: ANN202
     return table[name](seed=0)
 
 
-@pytest.mark.parametrize("name", ["augmix", "corrupt", "prime", "prime_jsd", "prime_imagenet"])
+@pytest.mark.parametrize("name", ["augmix", "augmix_pil", "corrupt", "prime", "prime_jsd", "prime_imagenet"])
 def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counter[str]) -> None:
     aug = _augment(name)
     params = aug.sample_params(4)
@@ -141,13 +143,10 @@ def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counte
     assert all(n <= DOCUMENTED_SYNCS["spatter"].get(w, 0) for w, n in host_reads.items()), dict(host_reads)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (#10): AugMix applies each op kind to the samples that drew it (a loop over the op kinds present), "
-    "so its ATen op count grows with the batch until every op kind is drawn; bounded by ops x width x depth",
-)
-def test_augmix_ops_do_not_grow_with_batch() -> None:
-    aug = _augment("augmix")
+@pytest.mark.parametrize("name", ["augmix", "augmix_pil"])
+def test_augmix_ops_do_not_grow_with_batch(name: str) -> None:
+    # every op kind of the list runs once per chain step on its host-planned (possibly empty) group of samples
+    aug = _augment(name)
 
     def run(b: int) -> None:
         aug(torch.rand(b, 3, 32, 32), aug.sample_params(b, torch.Generator().manual_seed(0)))

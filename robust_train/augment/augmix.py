@@ -73,6 +73,10 @@ class AugMix(BatchAugment):
         num_views: augmented views per sample when ``jsd`` (paper: 2).
         p: probability that a sample is augmented (others are returned clean in every view).
         seed: seed of the module's own generator (replayable runs); ``None`` uses the global generator.
+        pil_exact: run the chains as the reference code does, with PIL on 8-bit images: the image is rounded to
+            8-bit levels, every op step is Pillow's integer/float32 arithmetic (bit-exact on the parity photos,
+            ``benchmarks/results/augmix_pil_parity.md``), the chains are mixed in float. ``False``: float ops without
+            rounding between steps (smoother, slightly different at the image border and in the blend ops).
 
     Params (leading dim B; ``V = num_views`` if ``jsd`` else 1, ``D = depth`` or 3):
         ``apply`` (B,) bool, ``severity`` (B,), ``weights`` (B, V, width) Dirichlet, ``skip`` (B, V) Beta,
@@ -103,6 +107,7 @@ class AugMix(BatchAugment):
         num_views: int = 2,
         p: float = 1.0,
         seed: int | None = None,
+        pil_exact: bool = False,
     ) -> None:
         super().__init__(p=p, seed=seed)
         check_range(float(severity), 1.0, 10.0, "severity")
@@ -129,6 +134,7 @@ class AugMix(BatchAugment):
         self.ops: tuple[str, ...] = tuple(names)
         self.jsd = bool(jsd)
         self.num_views = int(num_views)
+        self.pil_exact = bool(pil_exact)
 
     @property
     def num_splits(self) -> int:
@@ -177,6 +183,7 @@ class AugMix(BatchAugment):
             flat(params["depth"]),
             flat(params["weights"]),
             flat(params["skip"]),
+            pil_exact=self.pil_exact,
         )
         out = self.gate(params["apply"].repeat(v), out, xr)
         return torch.cat([x, out]) if self.jsd else out
@@ -185,5 +192,5 @@ class AugMix(BatchAugment):
         """Settings shown in ``repr``."""
         return (
             f"severity={self.severity}, width={self.width}, depth={self.depth}, alpha={self.alpha}, "
-            f"ops={list(self.ops)}, jsd={self.jsd}, num_views={self.num_views}, p={self.p}"
+            f"ops={list(self.ops)}, jsd={self.jsd}, num_views={self.num_views}, p={self.p}, pil_exact={self.pil_exact}"
         )

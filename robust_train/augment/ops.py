@@ -59,16 +59,19 @@ class AugmentOp(BatchAugment):
         severity: AugMix op severity on its 1-10 scale; the level of a sample is ``U(0.1, severity)``.
         p: probability that a sample is augmented.
         seed: seed of the module's own generator.
+        pil_exact: compute as PIL does on 8-bit images (the AugMix reference code):
+            :mod:`robust_train.functional.augment_ops_pil`. ``False``: the float op.
 
     Params: ``apply`` (B,) bool, ``level`` (B,) float64, ``sign`` (B,) float64 in {-1, 1}.
     """
 
     name: ClassVar[str] = ""
 
-    def __init__(self, severity: float = 3.0, p: float = 1.0, seed: int | None = None) -> None:
+    def __init__(self, severity: float = 3.0, p: float = 1.0, seed: int | None = None, pil_exact: bool = False) -> None:
         super().__init__(p=p, seed=seed)
         check_range(float(severity), 1.0, 10.0, "severity")
         self.severity = float(severity)
+        self.pil_exact = bool(pil_exact)
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> Params:
         """Draw ``apply``, ``level`` and ``sign`` per sample (CPU, float64)."""
@@ -89,11 +92,11 @@ class AugmentOp(BatchAugment):
         """Apply the op to the samples flagged in ``params["apply"]``."""
         arg = self.argument(params, int(x.shape[-2]), int(x.shape[-1]))
         idx = torch.zeros(x.shape[0], dtype=torch.int64)
-        return AF.apply_ops(x, [self.name], idx, arg, params["apply"])
+        return AF.apply_ops(x, [self.name], idx, arg, params["apply"], pil_exact=self.pil_exact)
 
     def extra_repr(self) -> str:
         """Settings shown in ``repr``."""
-        return f"severity={self.severity}, p={self.p}"
+        return f"severity={self.severity}, p={self.p}, pil_exact={self.pil_exact}"
 
 
 def _op(name: str, doc: str) -> type[AugmentOp]:

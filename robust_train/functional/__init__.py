@@ -2,7 +2,8 @@
 
 Families (one module each, the numerics of ``robust_train.corruptions``): :mod:`.noise`, :mod:`.blur`,
 :mod:`.weather`, :mod:`.digital` (with the exact torch JPEG codec in :mod:`.jpeg`), :mod:`.sequences` (ImageNet-P),
-:mod:`.augment_ops` (AugMix ops), :mod:`.adain`, and their building blocks :mod:`.filters` and :mod:`.color`.
+:mod:`.augment_ops` (AugMix ops; :mod:`.augment_ops_pil` their 8-bit Pillow arithmetic), :mod:`.adain`, and their
+building blocks :mod:`.filters` and :mod:`.color`.
 
 Public helpers every op builds on:
 

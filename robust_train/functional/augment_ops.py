@@ -24,6 +24,12 @@ centres at ``i + 0.5``; all affine samples of a batch go through one ``grid_samp
 (bilinear, zero padding). Differences from PIL: no 8-bit rounding between operations, autocontrast/contrast use the
 exact float min/max/mean instead of PIL's truncated 8-bit lookup tables (< 1 level apart), and bilinear weights at
 the outermost pixel ring differ slightly (PIL clamps to the edge for one pixel before filling black).
+``pil_exact=True`` (:func:`apply_ops`, :func:`augmix`) computes the ops as Pillow does on 8-bit images instead
+(:mod:`.augment_ops_pil`; bit-exact on the parity photos, ``benchmarks/results/augmix_pil_parity.md``).
+
+Batching: :func:`apply_ops` plans the groups of samples per op kind on the host (the parameters live there) and runs
+every op kind of the list on its group, empty or not, with the affine kinds sharing one warp, so the ATen ops issued
+depend on the op list only, never on the batch size or on the draws.
 
 AugMix severity levels (Hendrycks et al. 2020, ``augmentations.py`` of the reference code): a chain step draws
 ``level ~ U(0.1, severity)`` and a random sign; :func:`augmix_argument` turns ``(level, sign)`` into the op's
@@ -51,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import augment_ops_pil as P
 from .checks import check_batch_param, check_image
 
 __all__ = [
@@ -127,6 +134,10 @@ def autocontrast(x: Tensor) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _autocontrast(x)
+
+
+def _autocontrast(x: Tensor) -> Tensor:
     lo = x.amin(dim=(-2, -1), keepdim=True)
     hi = x.amax(dim=(-2, -1), keepdim=True)
     span = hi - lo
@@ -149,6 +160,10 @@ def equalize(x: Tensor) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _equalize(x)
+
+
+def _equalize(x: Tensor) -> Tensor:
     return KE.equalize(x.clamp(0.0, 1.0))
 
 
@@ -167,6 +182,10 @@ def posterize(x: Tensor, bits: Tensor | int) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _posterize(x, bits)
+
+
+def _posterize(x: Tensor, bits: Tensor | int) -> Tensor:
     b = torch.as_tensor(bits, device=x.device)
     if b.dim() == 0:
         b = b.expand(x.shape[0])
@@ -190,6 +209,10 @@ def solarize(x: Tensor, threshold: Tensor | float) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _solarize(x, threshold)
+
+
+def _solarize(x: Tensor, threshold: Tensor | float) -> Tensor:
     t = _per_sample(threshold, x, "threshold").view(-1) / 255.0
     return KE.solarize(x.clamp(0.0, 1.0), t)
 
@@ -218,6 +241,10 @@ def color(x: Tensor, factor: Tensor | float) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _color(x, factor)
+
+
+def _color(x: Tensor, factor: Tensor | float) -> Tensor:
     f = _per_sample(factor, x, "factor")
     g = _luma(x)
     return (g + f * (x - g)).clamp(0.0, 1.0)
@@ -238,6 +265,10 @@ def contrast(x: Tensor, factor: Tensor | float) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _contrast(x, factor)
+
+
+def _contrast(x: Tensor, factor: Tensor | float) -> Tensor:
     f = _per_sample(factor, x, "factor")
     m = _luma(x).mean(dim=(1, 2, 3), keepdim=True)
     return (m + f * (x - m)).clamp(0.0, 1.0)
@@ -258,6 +289,10 @@ def brightness(x: Tensor, factor: Tensor | float) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _brightness(x, factor)
+
+
+def _brightness(x: Tensor, factor: Tensor | float) -> Tensor:
     return (x * _per_sample(factor, x, "factor")).clamp(0.0, 1.0)
 
 
@@ -276,6 +311,10 @@ def sharpness(x: Tensor, factor: Tensor | float) -> Tensor:
         torch.Size([2, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
+    return _sharpness(x, factor)
+
+
+def _sharpness(x: Tensor, factor: Tensor | float) -> Tensor:
     f = _per_sample(factor, x, "factor").view(-1)
     return KE.sharpness(x, f)
 
@@ -410,6 +449,10 @@ def warp_affine(x: Tensor, matrix: Tensor) -> Tensor:
     check_image(x, channels=None, check_values=False)
     if matrix.dim() != 3 or matrix.shape[1:] != (2, 3) or matrix.shape[0] != x.shape[0]:
         raise ValueError(f"matrix: expected shape ({x.shape[0]}, 2, 3), got {tuple(matrix.shape)}")
+    return _warp_affine(x, matrix)
+
+
+def _warp_affine(x: Tensor, matrix: Tensor) -> Tensor:
     h, w = int(x.shape[-2]), int(x.shape[-1])
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
     theta = affine_theta(matrix.to(x.device), h, w).to(work.dtype)
@@ -484,15 +527,18 @@ def _bcast(m: Tensor, x: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------- op table
 @dataclass(frozen=True)
 class OpSpec:
-    """How one AugMix operation is computed.
+    """How one AugMix operation is computed, in float and in PIL-exact 8-bit mode.
 
     Attributes:
         name: op name (registry key in :data:`robust_train.augment.AUGMENT_OPS`).
         kind: ``"point"`` (``fn(x, arg)``) or ``"affine"`` (``matrix(arg, H, W)`` then one shared warp).
         level_to_arg: ``(level, sign, H, W) -> arg`` with the AugMix table (module docstring).
-        fn: the point op, ``(x, arg (B,)) -> x``; ``None`` for affine ops.
+        fn: the float point op, ``(x, arg (B,)) -> x``, without input checks (it also runs on empty subsets);
+            ``None`` for affine ops.
         matrix: the affine op's output->input pixel matrix builder, ``(arg (B,), H, W) -> (B, 2, 3)``.
         overlaps_eval: the op resembles an ImageNet-C test corruption (kept out of AugMix unless ``all_ops``).
+        pil_fn: the point op on 8-bit levels as Pillow computes it (:mod:`.augment_ops_pil`).
+        pil_matrix: the matrix Pillow's implementation of the affine op passes to ``Image.transform``.
     """
 
     name: str
@@ -501,6 +547,8 @@ class OpSpec:
     fn: Callable[[Tensor, Tensor], Tensor] | None = None
     matrix: Callable[[Tensor, int, int], Tensor] | None = None
     overlaps_eval: bool = False
+    pil_fn: Callable[[Tensor, Tensor], Tensor] | None = None
+    pil_matrix: Callable[[Tensor, int, int], Tensor] | None = None
 
 
 def _int_param(level: Tensor, maxval: float) -> Tensor:
@@ -519,47 +567,66 @@ def _enhance(level: Tensor, sign: Tensor, h: int, w: int) -> Tensor:
     return _float_param(level, 1.8) + 0.1
 
 
+def _padded(fn: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+    """``fn`` run with two zero rows appended to the batch (and dropped after).
+
+    kornia takes other code paths for batches of 0 (``conv2d``) or 1 (``posterize``); with the two rows a host-planned
+    group of any size issues the same ATen ops.
+    """
+
+    def run(x: Tensor, arg: Tensor) -> Tensor:
+        out = fn(torch.cat([x, x.new_zeros(2, *x.shape[1:])]), torch.cat([arg.reshape(-1), arg.new_ones(2)]))
+        return out[:-2]
+
+    return run
+
+
+def _affine_spec(
+    name: str, level_to_arg: Callable[[Tensor, Tensor, int, int], Tensor], matrix: Callable[[Tensor, int, int], Tensor]
+) -> OpSpec:
+    return OpSpec(name, "affine", level_to_arg, matrix=matrix, pil_matrix=matrix)
+
+
 OP_SPECS: dict[str, OpSpec] = {
     s.name: s
     for s in (
-        OpSpec("autocontrast", "point", _zero, fn=lambda x, a: autocontrast(x)),
-        OpSpec("equalize", "point", _zero, fn=lambda x, a: equalize(x)),
-        OpSpec("posterize", "point", lambda lv, sg, h, w: 4.0 - _int_param(lv, 4), fn=posterize),
-        OpSpec("solarize", "point", lambda lv, sg, h, w: 256.0 - _int_param(lv, 256), fn=solarize),
+        OpSpec(
+            "autocontrast", "point", _zero, fn=lambda x, a: _autocontrast(x), pil_fn=lambda v, a: P.autocontrast8(v)
+        ),
+        OpSpec("equalize", "point", _zero, fn=_padded(lambda x, a: _equalize(x)), pil_fn=lambda v, a: P.equalize8(v)),
+        OpSpec(
+            "posterize",
+            "point",
+            lambda lv, sg, h, w: 4.0 - _int_param(lv, 4),
+            fn=_padded(_posterize),
+            pil_fn=P.posterize8,
+        ),
+        OpSpec(
+            "solarize",
+            "point",
+            lambda lv, sg, h, w: 256.0 - _int_param(lv, 256),
+            fn=_padded(_solarize),
+            pil_fn=P.solarize8,
+        ),
         OpSpec(
             "rotate",
             "affine",
             lambda lv, sg, h, w: sg * _int_param(lv, 30),
             matrix=lambda a, h, w: rotate_matrix(a, h, w),
+            pil_matrix=P.pil_rotate_matrix,
         ),
-        OpSpec(
-            "shear_x",
-            "affine",
-            lambda lv, sg, h, w: sg * _float_param(lv, 0.3),
-            matrix=lambda a, h, w: shear_x_matrix(a),
+        _affine_spec("shear_x", lambda lv, sg, h, w: sg * _float_param(lv, 0.3), lambda a, h, w: shear_x_matrix(a)),
+        _affine_spec("shear_y", lambda lv, sg, h, w: sg * _float_param(lv, 0.3), lambda a, h, w: shear_y_matrix(a)),
+        _affine_spec(
+            "translate_x", lambda lv, sg, h, w: sg * _int_param(lv, w / 3.0), lambda a, h, w: translate_x_matrix(a)
         ),
-        OpSpec(
-            "shear_y",
-            "affine",
-            lambda lv, sg, h, w: sg * _float_param(lv, 0.3),
-            matrix=lambda a, h, w: shear_y_matrix(a),
+        _affine_spec(
+            "translate_y", lambda lv, sg, h, w: sg * _int_param(lv, h / 3.0), lambda a, h, w: translate_y_matrix(a)
         ),
-        OpSpec(
-            "translate_x",
-            "affine",
-            lambda lv, sg, h, w: sg * _int_param(lv, w / 3.0),
-            matrix=lambda a, h, w: translate_x_matrix(a),
-        ),
-        OpSpec(
-            "translate_y",
-            "affine",
-            lambda lv, sg, h, w: sg * _int_param(lv, h / 3.0),
-            matrix=lambda a, h, w: translate_y_matrix(a),
-        ),
-        OpSpec("color", "point", _enhance, fn=color, overlaps_eval=True),
-        OpSpec("contrast", "point", _enhance, fn=contrast, overlaps_eval=True),
-        OpSpec("brightness", "point", _enhance, fn=brightness, overlaps_eval=True),
-        OpSpec("sharpness", "point", _enhance, fn=sharpness, overlaps_eval=True),
+        OpSpec("color", "point", _enhance, fn=_color, overlaps_eval=True, pil_fn=P.color8),
+        OpSpec("contrast", "point", _enhance, fn=_contrast, overlaps_eval=True, pil_fn=P.contrast8),
+        OpSpec("brightness", "point", _enhance, fn=_brightness, overlaps_eval=True, pil_fn=P.brightness8),
+        OpSpec("sharpness", "point", _enhance, fn=_padded(_sharpness), overlaps_eval=True, pil_fn=P.sharpness8),
     )
 }
 
@@ -591,7 +658,70 @@ def augmix_argument(name: str, level: Tensor, sign: Tensor, height: int, width: 
     return _spec(name).level_to_arg(level.to(torch.float64), sign.to(torch.float64), int(height), int(width))
 
 
-def apply_ops(x: Tensor, names: Sequence[str], op_index: Tensor, arg: Tensor, active: Tensor | None = None) -> Tensor:
+def _warp_planned(x: Tensor, sel: Tensor, mats: Tensor, pil_exact: bool) -> Tensor:
+    """Warp the samples ``sel`` (host indices, possibly none) of ``x`` with ``mats``: the same ATen ops for any count.
+
+    The float warp (``affine_grid``) rejects an empty batch, so one identity row is always appended and dropped.
+    """
+    if pil_exact:
+        return P.affine8(x[sel.to(x.device)], mats)
+    ident = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)
+    rows = torch.cat([sel, torch.zeros(1, dtype=sel.dtype)])
+    return _warp_affine(x[rows.to(x.device)], torch.cat([mats, ident]))[:-1]
+
+
+def _apply_planned(
+    x: Tensor, specs: Sequence[OpSpec], idx: Tensor, arg: Tensor, act: Tensor, pil_exact: bool
+) -> Tensor:
+    """One op per sample on ``x`` (images, or 8-bit levels when ``pil_exact``); ``idx``/``arg``/``act`` on the host.
+
+    Every op kind of ``specs`` runs once, on its host-planned subset of samples (possibly empty), and the affine
+    kinds share one warp, so the ATen ops issued depend on the op list, never on the batch or on the draws.
+    """
+    out = x.clone()
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    affine_ids = [i for i, s in enumerate(specs) if s.kind == "affine"]
+    if affine_ids:
+        is_aff = torch.zeros(len(specs), dtype=torch.bool)
+        is_aff[affine_ids] = True
+        sel = torch.nonzero(act & is_aff[idx]).view(-1)
+        idx_sel, arg_sel = idx[sel], arg[sel]
+        mats = torch.zeros(sel.numel(), 2, 3, dtype=torch.float64)
+        for i in affine_ids:  # every affine kind of the list, drawn or not: a fixed number of host steps
+            build = specs[i].pil_matrix if pil_exact else specs[i].matrix
+            mats = torch.where((idx_sel == i).view(-1, 1, 1), build(arg_sel, h, w), mats)  # type: ignore[misc]
+        out.index_put_((sel.to(x.device),), _warp_planned(x, sel, mats, pil_exact))
+    arg_dev = arg.to(x.device)
+    for i, s in enumerate(specs):
+        if s.kind != "point":
+            continue
+        dsel = torch.nonzero(act & (idx == i)).view(-1).to(x.device)
+        fn = s.pil_fn if pil_exact else s.fn
+        # index_put_ rather than out[dsel] = ...: item assignment adds a view when one sample is selected
+        out.index_put_((dsel,), fn(x[dsel], arg_dev[dsel]))  # type: ignore[misc]
+    return out
+
+
+def _plan(b: int, n_ops: int, op_index: Tensor, arg: Tensor, active: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Host copies of the per-sample op plan, checked: ``(op_index int64, arg float64, active bool)``."""
+    idx = op_index.to("cpu", torch.int64).reshape(-1)
+    check_batch_param(idx, b, "op_index")
+    check_batch_param(arg, b, "arg")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n_ops):
+        raise ValueError(f"op_index: expected values in [0, {n_ops}), got range [{int(idx.min())}, {int(idx.max())}]")
+    act = torch.ones(b, dtype=torch.bool) if active is None else active.to("cpu", torch.bool).reshape(-1)
+    check_batch_param(act, b, "active")
+    return idx, arg.to("cpu", torch.float64), act
+
+
+def apply_ops(
+    x: Tensor,
+    names: Sequence[str],
+    op_index: Tensor,
+    arg: Tensor,
+    active: Tensor | None = None,
+    pil_exact: bool = False,
+) -> Tensor:
     """Apply one op per sample, grouping the samples by op (affine ones share a single warp).
 
     Args:
@@ -600,10 +730,13 @@ def apply_ops(x: Tensor, names: Sequence[str], op_index: Tensor, arg: Tensor, ac
         op_index: per-sample op, shape (B,) int64.
         arg: per-sample op argument (:func:`augmix_argument`), shape (B,).
         active: per-sample bool, shape (B,); inactive samples pass unchanged. ``None``: all active.
+        pil_exact: compute as PIL does on 8-bit images (:mod:`.augment_ops_pil`): the active samples are rounded to
+            8-bit levels, transformed and returned as ``level / 255``.
 
     Returns:
         Images, same shape and dtype. Grouping indices are computed on the CPU copy of ``op_index`` / ``active``
-        (parameters are sampled on the CPU, so this needs no device sync).
+        (parameters are sampled on the CPU, so this needs no device sync); every op kind of ``names`` runs on its
+        (possibly empty) group, so the ATen ops issued do not depend on the batch size.
 
     Example:
         >>> apply_ops(torch.rand(3, 3, 8, 8), ["rotate", "equalize"], torch.tensor([0, 1, 0]),
@@ -611,42 +744,12 @@ def apply_ops(x: Tensor, names: Sequence[str], op_index: Tensor, arg: Tensor, ac
         torch.Size([3, 3, 8, 8])
     """
     check_image(x, channels=None, check_values=False)
-    b = x.shape[0]
     specs = [_spec(n) for n in names]
-    idx_cpu = op_index.to("cpu", torch.int64).reshape(-1)
-    check_batch_param(idx_cpu, b, "op_index")
-    check_batch_param(arg, b, "arg")
-    if idx_cpu.numel() and (int(idx_cpu.min()) < 0 or int(idx_cpu.max()) >= len(specs)):
-        raise ValueError(
-            f"op_index: expected values in [0, {len(specs)}), got range [{int(idx_cpu.min())}, {int(idx_cpu.max())}]"
-        )
-    act = torch.ones(b, dtype=torch.bool) if active is None else active.to("cpu", torch.bool).reshape(-1)
-    check_batch_param(act, b, "active")
-    out = x.clone()
-    arg = arg.to(torch.float64)
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    affine_ids = [i for i, s in enumerate(specs) if s.kind == "affine"]
-    if affine_ids:
-        is_aff = torch.zeros(len(specs), dtype=torch.bool)
-        is_aff[affine_ids] = True
-        sel = torch.nonzero(act & is_aff[idx_cpu]).view(-1)
-        if sel.numel():
-            mats = torch.empty(sel.numel(), 2, 3, dtype=torch.float64)
-            arg_sel = arg.cpu()[sel]
-            for i in affine_ids:
-                m = idx_cpu[sel] == i
-                if bool(m.any()):
-                    mats[m] = specs[i].matrix(arg_sel[m], h, w)  # type: ignore[misc]
-            dsel = sel.to(x.device)
-            out[dsel] = warp_affine(x[dsel], mats)
-    for i, s in enumerate(specs):
-        if s.kind != "point":
-            continue
-        sel = torch.nonzero(act & (idx_cpu == i)).view(-1)
-        if sel.numel():
-            dsel = sel.to(x.device)
-            out[dsel] = s.fn(x[dsel], arg.to(x.device)[dsel])  # type: ignore[misc]
-    return out
+    idx, arg64, act = _plan(x.shape[0], len(specs), op_index, arg, active)
+    if not pil_exact:
+        return _apply_planned(x, specs, idx, arg64, act, False)
+    out = P.from_levels(_apply_planned(P.to_levels(x), specs, idx, arg64, act, True), x.dtype)
+    return torch.where(act.to(x.device).view(-1, 1, 1, 1), out, x)
 
 
 def augmix_mix(x: Tensor, chains: Tensor, weights: Tensor, skip: Tensor) -> Tensor:
@@ -688,6 +791,7 @@ def augmix(
     depth: Tensor,
     weights: Tensor,
     skip: Tensor,
+    pil_exact: bool = False,
 ) -> Tensor:
     """AugMix on a batch: ``K`` chains of up to ``D`` ops per sample, Dirichlet-weighted and Beta-mixed with ``x``.
 
@@ -700,6 +804,9 @@ def augmix(
         depth: chain lengths, shape (B, K) int64 in [1, D]; steps ``d >= depth`` are skipped.
         weights: chain weights, shape (B, K), rows summing to one.
         skip: weight of the augmented mix against the clean image, shape (B,).
+        pil_exact: run the chains as the reference code does, with PIL on 8-bit images: ``x`` is rounded to 8-bit
+            levels, every step is Pillow's arithmetic (:mod:`.augment_ops_pil`), the chains come back as
+            ``level / 255`` and are mixed with the unrounded ``x`` in float.
 
     Returns:
         Augmented images, shape (B, C, H, W), same dtype, values in [0, 1].
@@ -721,20 +828,23 @@ def augmix(
             raise ValueError(f"{nm}: expected shape {tuple(op_index.shape)}, got {tuple(t.shape)}")
     if depth.shape != (b, k):
         raise ValueError(f"depth: expected shape ({b}, {k}), got {tuple(depth.shape)}")
-    chains = x.unsqueeze(1).expand(b, k, c, h, w).reshape(b * k, c, h, w)
+    specs = [_spec(n) for n in names]
+    start = P.to_levels(x) if pil_exact else x
+    chains = start.unsqueeze(1).expand(b, k, c, h, w).reshape(b * k, c, h, w)
     idx = op_index.to("cpu", torch.int64).reshape(b * k, d)
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(specs)):
+        raise ValueError(
+            f"op_index: expected values in [0, {len(specs)}), got range [{int(idx.min())}, {int(idx.max())}]"
+        )
     lev = level.to("cpu", torch.float64).reshape(b * k, d)
     sgn = sign.to("cpu", torch.float64).reshape(b * k, d)
     dep = depth.to("cpu", torch.int64).reshape(b * k)
-    for step in range(d):
-        active = dep > step
-        if not bool(active.any()):
-            break
-        arg = torch.zeros(b * k, dtype=torch.float64)
+    for step in range(d):  # every step and every op kind runs (on possibly empty groups): a fixed op count
         col = idx[:, step]
+        arg = torch.zeros(b * k, dtype=torch.float64)
         for i, name in enumerate(names):
-            m = col == i
-            if bool(m.any()):
-                arg[m] = augmix_argument(name, lev[m, step], sgn[m, step], h, w)
-        chains = apply_ops(chains, names, col, arg, active)
+            arg = torch.where(col == i, augmix_argument(name, lev[:, step], sgn[:, step], h, w), arg)
+        chains = _apply_planned(chains, specs, col, arg, dep > step, pil_exact)
+    if pil_exact:
+        chains = P.from_levels(chains, x.dtype)
     return augmix_mix(x, chains.view(b, k, c, h, w), weights, skip).clamp(0.0, 1.0)
