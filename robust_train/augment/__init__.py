@@ -1,4 +1,4 @@
-"""Training-time augmentations (layer 2): AugMix, stylization, corruption training, adversarial views.
+"""Training-time augmentations (layer 2): AugMix, Noise2Net, stylization, corruption training, adversarial views.
 
 Every module follows the splits contract of :mod:`robust_train.augment.base`.
 """
@@ -10,6 +10,7 @@ from .augmix import AugMix
 from .base import BatchAugment
 from .compose import Compose
 from .corruption_train import CorruptionAugment, GaussianNoiseAugment, resolve_corruption_names
+from .noise2net import Noise2Net
 from .ops import AUGMENT_OPS, AugmentOp, list_augment_ops
 from .stylize import Stylize
 
@@ -22,6 +23,7 @@ __all__ = [
     "Compose",
     "CorruptionAugment",
     "GaussianNoiseAugment",
+    "Noise2Net",
     "Stylize",
     "list_augment_ops",
     "resolve_corruption_names",
