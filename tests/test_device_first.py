@@ -113,12 +113,12 @@ def test_sequence_ops_do_not_grow_with_batch(name: str) -> None:
 
 
 def _augment(name: str):  # noqa: ANN202
-    from robust_train.augment import AugMix, CorruptionAugment
+    from robust_train.augment import AugMix, CorruptionAugment, Noise2Net
 
-    return {"augmix": AugMix, "corrupt": CorruptionAugment}[name](seed=0)
+    return {"augmix": AugMix, "corrupt": CorruptionAugment, "noise2net": Noise2Net}[name](seed=0)
 
 
-@pytest.mark.parametrize("name", ["augmix", "corrupt"])
+@pytest.mark.parametrize("name", ["augmix", "corrupt", "noise2net"])
 def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counter[str]) -> None:
     aug = _augment(name)
     params = aug.sample_params(4)
@@ -139,6 +139,27 @@ def test_augmix_ops_do_not_grow_with_batch() -> None:
 
     def run(b: int) -> None:
         aug(torch.rand(b, 3, 32, 32), aug.sample_params(b, torch.Generator().manual_seed(0)))
+
+    small, large = _count(run, 2), _count(run, 32)
+    assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
+
+
+def test_noise2net_whole_batch_on_fake_cuda(host_reads: collections.Counter[str]) -> None:
+    aug = _augment("noise2net")
+    params = aug.sample_params(3)
+    params["apply"][:] = True  # every image through its network (grouped convolutions over 3 groups)
+    with fake_cuda():
+        out = aug(torch.empty(3, 3, 32, 32, device="cuda"), params)
+    assert out.device.type == "cuda" and out.shape == (3, 3, 32, 32) and not host_reads
+
+
+def test_noise2net_ops_do_not_grow_with_batch() -> None:
+    aug = _augment("noise2net")
+
+    def run(b: int) -> None:
+        params = aug.sample_params(b, torch.Generator().manual_seed(0))
+        params["apply"][:] = True  # the same plan (every image through its network) at both batch sizes
+        aug(torch.rand(b, 3, 32, 32), params)
 
     small, large = _count(run, 2), _count(run, 32)
     assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
