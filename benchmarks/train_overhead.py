@@ -16,6 +16,7 @@ augmix          AugMix (severity 3, width 3, depth 1-3), one view, cross-entropy
 augmix_jsd      AugMix with [clean, aug_1, aug_2] (3x forward/backward) and the JSD loss
 gaussian_noise  Gaussian noise on half the batch, cross-entropy
 corrupt         one random non-c15 corruption per image on half the batch, cross-entropy
+noise2net       DeepAugment's Noise2Net (a random Res2Net per image) on half the batch, cross-entropy
 stylize         AdaIN stylization of half the batch (random weights, same cost as the real ones)
 alp             PGD-k (default 10 steps) [clean, adv] views + logit pairing (1 + k forward/backward passes)
 clp             clean logit pairing (loss only)
@@ -38,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import common  # noqa: E402  (stdlib-only at import time)
 
-METHODS = ("plain", "augmix", "augmix_jsd", "gaussian_noise", "corrupt", "stylize", "alp", "clp")
+METHODS = ("plain", "augmix", "augmix_jsd", "gaussian_noise", "corrupt", "noise2net", "stylize", "alp", "clp")
 QUICK = {"batch": 8, "min_run_time": 0.05, "pgd_steps": 2, "methods": "plain,augmix_jsd,alp"}
 
 
@@ -131,6 +132,10 @@ def build_method(method: str, args: argparse.Namespace) -> tuple[Any, Any, str]:
             warnings.simplefilter("ignore")
             aug = A.CorruptionAugment(None, severity=(1.0, 5.0), p=0.5, seed=seed)
         return aug, ce, f"{len(aug.names)} corruptions ({', '.join(aug.names)}), p 0.5"
+    if method == "noise2net":
+        # the benchmark model's normalisation (run(): mean 0.5, std 0.25), in which the networks work
+        aug = A.Noise2Net(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), p=0.5, seed=seed)
+        return aug, ce, "random Res2Net per image (4 blocks), eps U(0.375, 0.75), p 0.5"
     if method == "stylize":
         g = torch.Generator().manual_seed(seed)
         aug = A.Stylize(

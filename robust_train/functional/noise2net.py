@@ -4,7 +4,7 @@ Every image goes through its own randomly initialised residual network of ``num_
 weights of sample ``b`` are a pure function of its int64 seed (:func:`robust_train.functional.rng.field_uniform`),
 so a call replays exactly and a sample's output does not depend on the rest of the batch. The networks of a batch
 run as grouped convolutions (one group per image) and batched matrix products; there is no loop over samples, only
-over the fixed number of blocks, branches and candidate dilations.
+over the fixed number of blocks and branches and the kernel-size/dilation pairs of the plan.
 
 One block, per image, in the model's normalised input space ``z`` (``C`` channels, ``h = hidden_planes``,
 ``s = scale``), as in the reference ``Bottle2neck`` of ``DeepAugment/train_noise2net.py``:
@@ -22,9 +22,11 @@ with ``fan_in = in_channels * K * K``. The reference's ``conv_i`` have a bias; a
 convolution and removes any per-channel constant, so the bias changes nothing and is left out here.
 
 Per-sample kernel sizes and dilations: each image draws its own ``K_i`` and ``D_i`` (the reference draws them once
-per network, shared by the batch). Every ``conv_i`` is computed as a sum over the candidate dilations ``d`` of a
-``k_max x k_max`` grouped convolution with dilation ``d``, whose per-image kernel is the image's ``K_i x K_i``
-kernel (centred, zero elsewhere) when ``D_i == d`` and zero otherwise; the sum equals the image's own convolution.
+per network, shared by the batch). They are a host-side plan (CPU tensors, like the kernel sizes of the blur
+corruptions): for every branch convolution the images are grouped by their ``(K_i, D_i)`` (``K_i = 1`` ignores the
+dilation) and each group runs one grouped convolution with its true ``K x K`` kernels, so every image costs exactly
+its own convolution. The number of convolutions follows the plan (at most one per kernel-size/dilation pair), never
+the batch size.
 """
 
 from __future__ import annotations
@@ -82,13 +84,65 @@ def _grouped_conv(x: Tensor, w: Tensor, padding: int, dilation: int, groups: int
     return F.conv2d(x, w, padding=padding, dilation=dilation, groups=groups)
 
 
+def _plan(kernel: Tensor, dilation: Tensor, device: torch.device) -> list[list[list[tuple[int, int, Tensor | None]]]]:
+    """Group the images of every branch convolution by ``(K, D)`` on the host.
+
+    Returns ``plan[block][branch]``: a list of ``(K, D, index)`` with ``index`` the images of the group on ``device``
+    (``None``: every image, in order). ``K = 1`` groups ignore the dilation (``D = 1``).
+    """
+    key = torch.where(kernel == 1, torch.ones_like(kernel), kernel * 1024 + dilation)  # one key per (K, D) pair
+    b, nblocks, nbranch = key.shape
+    plan = []
+    for blk in range(nblocks):
+        row = []
+        for i in range(nbranch):
+            groups = []
+            col = key[:, blk, i]
+            for k in torch.unique(col).tolist():
+                kk, dd = (1, 1) if k == 1 else (k // 1024, k % 1024)
+                idx = (col == k).nonzero().view(-1)
+                groups.append((kk, dd, None if idx.numel() == b else idx.to(device)))
+            row.append(groups)
+        plan.append(row)
+    return plan
+
+
+def _branch_conv(sp: Tensor, w: Tensor, groups: list[tuple[int, int, Tensor | None]], h: int) -> Tensor:
+    """One branch convolution of every image: ``sp`` (B, h, H, W), ``w`` (B, h, h, kmax, kmax) in U(-1, 1).
+
+    Each ``(K, D, index)`` group of the plan runs one grouped convolution with the centred ``K x K`` part of its
+    images' kernels, scaled to ``U(+-1/sqrt(h K^2))`` (``nn.Conv2d.reset_parameters``), dilation ``D`` and padding
+    ``D (K - 1) / 2``.
+    """
+    b, _, hh, ww = sp.shape
+    kmax = int(w.shape[-1])
+    out = None
+    for k, d, idx in groups:
+        lo = kmax // 2 - k // 2
+        wk = w[..., lo : lo + k, lo : lo + k] if idx is None else w.index_select(0, idx)[..., lo : lo + k, lo : lo + k]
+        xs = sp if idx is None else sp.index_select(0, idx)
+        n = int(xs.shape[0])
+        y = _grouped_conv(
+            xs.reshape(1, n * h, hh, ww), wk.reshape(n * h, h, k, k) * (1.0 / (h * k * k) ** 0.5), d * (k // 2), d, n
+        ).view(n, h, hh, ww)
+        if idx is None:
+            return y
+        if out is None:
+            out = torch.empty_like(sp)
+        out.index_copy_(0, idx, y)
+    assert out is not None  # every image belongs to one group
+    return out
+
+
 def _check_arch(t: Tensor, name: str, shape: tuple[int, ...], allowed: Sequence[int]) -> None:
     if not isinstance(t, Tensor) or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         got = t.dtype if isinstance(t, Tensor) else type(t).__name__
         raise ArgumentTypeError(f"{name}: expected an int64 tensor of shape {shape}, got {got}")
     if tuple(t.shape) != shape:
         raise ArgumentError(f"{name}: expected shape {shape} (batch, blocks, scale - 1), got {tuple(t.shape)}")
-    if t.device.type == "cpu" and t.numel():  # host copies (the module's params) are checked here, device ones not
+    if t.device.type != "cpu":
+        raise ArgumentError(f"{name}: expected a host (CPU) tensor (it plans the convolutions), got device {t.device}")
+    if t.numel():
         bad = ~torch.isin(t, torch.tensor(list(allowed), dtype=t.dtype))
         if bool(bad.any()):
             raise ArgumentError(f"{name}: expected values in {sorted(allowed)}, got {sorted(set(t[bad].tolist()))}")
@@ -115,16 +169,17 @@ def noise2net(
         seed: int64 per-image seeds, shape (B,) (the weights are drawn from them; keep them on the host so the keys
             are hashed there).
         eps: residual strength per image, shape (B,) or a number, >= 0 (reference: U(0.375, 0.75) per batch).
-        kernel: kernel size of every branch convolution, int64 (B, num_blocks, scale - 1), values in
-            ``kernel_sizes``.
-        dilation: dilation of every branch convolution, int64 (B, num_blocks, scale - 1), values in ``dilations``.
+        kernel: kernel size of every branch convolution, int64 (B, num_blocks, scale - 1) on the CPU (a host-side
+            plan), values in ``kernel_sizes``.
+        dilation: dilation of every branch convolution, int64 (B, num_blocks, scale - 1) on the CPU, values in
+            ``dilations``.
         mean: per-channel mean of the model's input normalisation (C values); the network works on
             ``(x - mean) / std`` as the reference works on normalised images.
         std: per-channel standard deviation of that normalisation (C values, > 0).
         hidden_planes: channels of each branch (reference: 16).
         scale: number of branches of a block (reference: 4).
         kernel_sizes: the odd kernel sizes ``kernel`` may hold (reference: 1, 3).
-        dilations: the dilations ``dilation`` may hold (reference: 1, 2, 3); one grouped convolution per value.
+        dilations: the dilations ``dilation`` may hold (reference: 1, 2, 3).
 
     Returns:
         Images of the same shape and dtype, ``clamp(z * std + mean, 0, 1)``.
@@ -149,8 +204,8 @@ def noise2net(
     if not ks or any(k < 1 or k % 2 == 0 for k in ks):
         raise ArgumentError(f"kernel_sizes: expected odd positive kernel sizes, got {list(kernel_sizes)}")
     ds = sorted({int(d) for d in dilations})
-    if not ds or ds[0] < 1:
-        raise ArgumentError(f"dilations: expected positive dilations, got {list(dilations)}")
+    if not ds or ds[0] < 1 or ds[-1] >= 1024:
+        raise ArgumentError(f"dilations: expected dilations in [1, 1023], got {list(dilations)}")
     if not isinstance(kernel, Tensor) or kernel.dim() != 3:
         raise ArgumentError(f"kernel: expected an int64 tensor (B, num_blocks, scale - 1), got {kernel!r}")
     num_blocks = int(kernel.shape[1])
@@ -176,18 +231,10 @@ def noise2net(
     h, s, kmax = int(hidden_planes), int(scale), max(ks)
     n1, nb = c * s * h, (s - 1) * h * h * kmax * kmax
     per_block = 2 * n1 + nb
+    plan = _plan(kernel, dilation, dev)
     with torch.no_grad():
         u = field_uniform(seed, (num_blocks, per_block), NOISE2NET_STREAM, dtype=work, device=dev)
         u = u.mul(2.0).sub(1.0)  # U(-1, 1), scaled per layer below
-        # per-image kernel window and dilation masks of every branch convolution: (B, blocks, s-1, D, kmax, kmax)
-        k_dev, d_dev = kernel.to(dev), dilation.to(dev)
-        off = (torch.arange(kmax, device=dev) - kmax // 2).abs()
-        radius = (k_dev // 2).view(*shape, 1, 1, 1)
-        window = (off.view(1, 1, 1, 1, kmax, 1) <= radius) & (off.view(1, 1, 1, 1, 1, kmax) <= radius)
-        cand = torch.tensor(ds, device=dev).view(1, 1, 1, len(ds), 1, 1)
-        masks = (window & (d_dev.view(*shape, 1, 1, 1) == cand)).to(work)
-        bound = (1.0 / (h**0.5 * k_dev.to(work))).view(b, num_blocks, s - 1, 1, 1, 1, 1, 1)  # 1/sqrt(h K^2)
-
         z = (x.to(work) - mean_t) / std_t
         hh, ww = int(x.shape[2]), int(x.shape[3])
         for blk in range(num_blocks):
@@ -201,13 +248,8 @@ def noise2net(
             for i in range(s - 1):
                 if i > 0:
                     sp = sp + t[:, i]
-                wi = wb[:, i].unsqueeze(1) * bound[:, blk, i] * masks[:, blk, i].unsqueeze(2).unsqueeze(2)
-                flat = sp.reshape(1, b * h, hh, ww)
-                acc = None
-                for j, d in enumerate(ds):
-                    y = _grouped_conv(flat, wi[:, j].reshape(b * h, h, kmax, kmax), d * (kmax // 2), d, b)
-                    acc = y if acc is None else acc + y
-                sp = F.relu(_instance_norm(acc.view(b, h, hh, ww)))
+                acc = _branch_conv(sp, wb[:, i], plan[blk][i], h)
+                sp = F.relu(_instance_norm(acc))
                 outs.append(sp)
             outs.append(t[:, s - 1])
             out = _instance_norm(_pointwise(torch.cat(outs, dim=1), w3))

@@ -215,6 +215,8 @@ def test_bad_input_and_params():
         noise2net(x, torch.tensor([1]), 0.5, arch, arch, [0.5] * 3, [0.2] * 3)
     with pytest.raises(TypeError, match="kernel"):
         noise2net(x, seed, 0.5, arch.double(), arch, [0.5] * 3, [0.2] * 3)
+    with pytest.raises(ValueError, match=r"dilation: expected a host \(CPU\) tensor"):
+        noise2net(x, seed, 0.5, arch, arch.to("meta"), [0.5] * 3, [0.2] * 3)
 
 
 def test_runs_without_autograd_graph():
