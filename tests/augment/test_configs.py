@@ -9,7 +9,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from robust_train.augment import AdversarialAugment, AugMix, CorruptionAugment, GaussianNoiseAugment, Stylize
+from robust_train.augment import AdversarialAugment, AugMix, CorruptionAugment, GaussianNoiseAugment, Noise2Net, Stylize
 from robust_train.cli import CONFIG_DIR
 from robust_train.losses import CleanLogitPairingLoss, JsdCrossEntropy, LogitPairingLoss
 
@@ -21,6 +21,7 @@ OURS = {
     "alp": AdversarialAugment,
     "corrupt": CorruptionAugment,
     "gaussian_noise": GaussianNoiseAugment,
+    "noise2net": Noise2Net,
 }
 LOSSES = {"jsd": JsdCrossEntropy, "alp": LogitPairingLoss, "clp": CleanLogitPairingLoss}
 EXPERIMENTS = sorted(

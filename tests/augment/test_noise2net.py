@@ -228,3 +228,21 @@ def test_runs_without_autograd_graph():
 def test_trains():
     # the data flow of RobustClassifier on a tiny net: the loss goes down with Noise2Net on half the batch
     _check(_train(Noise2Net(mean=[0.5] * 3, std=[0.25] * 3, seed=0), SplitCrossEntropy()))
+
+
+@pytest.mark.parametrize(
+    ("experiment", "mean"),
+    [("imagenet_deepaugment_noise2net_resnet50", (0.485, 0.456, 0.406)), ("fmnist_ablation_noise2net", (0.219,) * 3)],
+)
+def test_experiments_normalise_as_their_data(experiment, mean):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from robust_train.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train.yaml", overrides=[f"experiment={experiment}"])
+    aug = instantiate(cfg.augment)
+    assert isinstance(aug, Noise2Net) and aug.eps == (0.375, 0.75) and aug.p == 0.5
+    assert aug.mean == pytest.approx(mean) and list(aug.std) == pytest.approx(list(cfg.data.std))
+    assert cfg.loss._target_ == "torch.nn.CrossEntropyLoss"
