@@ -21,12 +21,12 @@ biased variance, ``eps = 1e-5``. Weights follow ``nn.Conv2d.reset_parameters``: 
 with ``fan_in = in_channels * K * K``. The reference's ``conv_i`` have a bias; an instance norm follows every
 convolution and removes any per-channel constant, so the bias changes nothing and is left out here.
 
-Per-sample kernel sizes and dilations: each image draws its own ``K_i`` and ``D_i`` (the reference draws them once
-per network, shared by the batch). They are a host-side plan (CPU tensors, like the kernel sizes of the blur
-corruptions): for every branch convolution the images are grouped by their ``(K_i, D_i)`` (``K_i = 1`` ignores the
-dilation) and each group runs one grouped convolution with its true ``K x K`` kernels, so every image costs exactly
-its own convolution. The number of convolutions follows the plan (at most one per kernel-size/dilation pair), never
-the batch size.
+Per-sample kernel sizes and dilations: each image draws its own ``K_i`` and ``D_i`` (the reference draws them when
+it builds the network, once per epoch in its ``train()``, shared by every image of the epoch). They are a host-side
+plan (CPU tensors, like the kernel sizes of the blur corruptions): for every branch convolution the images are
+grouped by their ``(K_i, D_i)`` (``K_i = 1`` ignores the dilation) and each group runs one grouped convolution with
+its true ``K x K`` kernels, so every image costs exactly its own convolution. The number of convolutions follows the
+plan (at most one per kernel-size/dilation pair), never the batch size.
 """
 
 from __future__ import annotations
