@@ -19,6 +19,7 @@ prime           PRIME (CIFAR preset: diffeo, colour, filter; width 3, depth 1-3)
 prime_jsd       PRIME with [clean, aug_1, aug_2] and the JSD loss (the reference's CIFAR setting)
 gaussian_noise  Gaussian noise on half the batch, cross-entropy
 corrupt         one random non-c15 corruption per image on half the batch, cross-entropy
+noise2net       DeepAugment's Noise2Net (a random Res2Net per image) on half the batch, cross-entropy
 stylize         AdaIN stylization of half the batch (random weights, same cost as the real ones)
 alp             PGD-k (default 10 steps) [clean, adv] views + logit pairing (1 + k forward/backward passes)
 clp             clean logit pairing (loss only)
@@ -50,6 +51,7 @@ METHODS = (
     "prime_jsd",
     "gaussian_noise",
     "corrupt",
+    "noise2net",
     "stylize",
     "alp",
     "clp",
@@ -152,6 +154,10 @@ def build_method(method: str, args: argparse.Namespace) -> tuple[Any, Any, str]:
             warnings.simplefilter("ignore")
             aug = A.CorruptionAugment(None, severity=(1.0, 5.0), p=0.5, seed=seed)
         return aug, ce, f"{len(aug.names)} corruptions ({', '.join(aug.names)}), p 0.5"
+    if method == "noise2net":
+        # the benchmark model's normalisation (run(): mean 0.5, std 0.25), in which the networks work
+        aug = A.Noise2Net(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), p=0.5, seed=seed)
+        return aug, ce, "random Res2Net per image (4 blocks), eps U(0.375, 0.75), p 0.5"
     if method == "stylize":
         g = torch.Generator().manual_seed(seed)
         aug = A.Stylize(

@@ -116,13 +116,14 @@ def test_sequence_ops_do_not_grow_with_batch(name: str) -> None:
 def _augment(name: str):  # noqa: ANN202
     from functools import partial
 
-    from robust_train.augment import AugMix, CorruptionAugment, Prime
+    from robust_train.augment import AugMix, CorruptionAugment, Noise2Net, Prime
 
     table = {
         "augmix": AugMix,
         # the reference's PIL arithmetic on 8-bit levels, with every op kind
         "augmix_pil": partial(AugMix, pil_exact=True, all_ops=True, jsd=True),
         "corrupt": CorruptionAugment,
+        "noise2net": Noise2Net,
         "prime": Prime,
         "prime_jsd": partial(Prime, jsd=True),
         "prime_imagenet": partial(Prime, preset="imagenet"),
@@ -132,7 +133,9 @@ def _augment(name: str):  # noqa: ANN202
     return table[name](seed=0)
 
 
-@pytest.mark.parametrize("name", ["augmix", "augmix_pil", "corrupt", "prime", "prime_jsd", "prime_imagenet"])
+@pytest.mark.parametrize(
+    "name", ["augmix", "augmix_pil", "corrupt", "noise2net", "prime", "prime_jsd", "prime_imagenet"]
+)
 def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counter[str]) -> None:
     aug = _augment(name)
     params = aug.sample_params(4)
@@ -164,6 +167,36 @@ def test_prime_ops_do_not_grow_with_batch(name: str) -> None:
 
     with rt.fusion("off"):
         small, large = _count(run, 2), _count(run, 32)
+    assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
+
+
+def test_noise2net_whole_batch_on_fake_cuda(host_reads: collections.Counter[str]) -> None:
+    aug = _augment("noise2net")
+    params = aug.sample_params(3)
+    params["apply"][:] = True  # every image through its network (grouped convolutions over 3 groups)
+    with fake_cuda():
+        out = aug(torch.empty(3, 3, 32, 32, device="cuda"), params)
+    assert out.device.type == "cuda" and out.shape == (3, 3, 32, 32) and not host_reads
+
+
+@pytest.mark.parametrize("archs", [1, 2])
+def test_noise2net_ops_do_not_grow_with_batch(archs: int) -> None:
+    """The convolutions are grouped by kernel size and dilation (a host-side plan, like a blur's kernel size), so the
+    plan is held fixed: every image through its network, ``archs`` architectures in equal shares. With two, B=4 is
+    the smallest batch (a lone image of an architecture runs as two groups: see ``_grouped_conv``)."""
+    aug = _augment("noise2net")
+    rows = aug.sample_params(archs, torch.Generator().manual_seed(0))
+    arch = torch.cat([rows["kernel"], rows["dilation"]], dim=1)
+    assert torch.unique(arch, dim=0).shape[0] == archs  # distinct architectures
+
+    def run(b: int) -> None:
+        params = aug.sample_params(b, torch.Generator().manual_seed(0))
+        params["apply"][:] = True
+        share = torch.arange(b) * archs // b
+        params["kernel"], params["dilation"] = rows["kernel"][share], rows["dilation"][share]
+        aug(torch.rand(b, 3, 32, 32), params)
+
+    small, large = _count(run, 2 * archs), _count(run, 32)
     assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
 
 

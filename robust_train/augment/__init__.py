@@ -1,4 +1,4 @@
-"""Training-time augmentations (layer 2): AugMix, PRIME, stylization, corruption training, adversarial views.
+"""Training-time augmentations (layer 2): AugMix, PRIME, Noise2Net, stylization, corruption training, adversarial views.
 
 Every module follows the splits contract of :mod:`robust_train.augment.base`.
 """
@@ -10,6 +10,7 @@ from .augmix import AugMix
 from .base import BatchAugment
 from .compose import Compose
 from .corruption_train import CorruptionAugment, GaussianNoiseAugment, resolve_corruption_names
+from .noise2net import Noise2Net
 from .ops import AUGMENT_OPS, AugmentOp, list_augment_ops
 from .prime import Prime
 from .stylize import Stylize
@@ -23,6 +24,7 @@ __all__ = [
     "Compose",
     "CorruptionAugment",
     "GaussianNoiseAugment",
+    "Noise2Net",
     "Prime",
     "Stylize",
     "list_augment_ops",

@@ -9,7 +9,15 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from robust_train.augment import AdversarialAugment, AugMix, CorruptionAugment, GaussianNoiseAugment, Prime, Stylize
+from robust_train.augment import (
+    AdversarialAugment,
+    AugMix,
+    CorruptionAugment,
+    GaussianNoiseAugment,
+    Noise2Net,
+    Prime,
+    Stylize,
+)
 from robust_train.cli import CONFIG_DIR
 from robust_train.losses import CleanLogitPairingLoss, JsdCrossEntropy, LogitPairingLoss
 
@@ -23,6 +31,7 @@ OURS = {
     "gaussian_noise": GaussianNoiseAugment,
     "prime": Prime,
     "prime_jsd": Prime,
+    "noise2net": Noise2Net,
 }
 LOSSES = {"jsd": JsdCrossEntropy, "alp": LogitPairingLoss, "clp": CleanLogitPairingLoss}
 EXPERIMENTS = sorted(
