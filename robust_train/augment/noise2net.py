@@ -153,16 +153,18 @@ class Noise2Net(BatchAugment):
         """Run the networks of the images with ``apply``; the others pass unchanged."""
         flags = params["apply"].detach().to("cpu")  # the host copy (sampled on the CPU: no device read)
         idx = flags.nonzero().view(-1)
-        if idx.numel() == 0:
-            return x.clone()
+        # the selected images plus one zero image (row 0's network, output dropped): the networks run on every call,
+        # even when no image is selected, so the ATen ops do not depend on the batch or the draw
+        rows = torch.cat([idx, idx.new_zeros(1)])
         with torch.no_grad():
             sel = idx.to(x.device)
+            xs = torch.cat([x.index_select(0, sel), x.new_zeros(1, *x.shape[1:])])
             sub = noise2net(
-                x.index_select(0, sel),
-                params["seed"].to("cpu")[idx],
-                params["eps"].to("cpu")[idx],
-                params["kernel"].to("cpu")[idx],
-                params["dilation"].to("cpu")[idx],
+                xs,
+                params["seed"].to("cpu")[rows],
+                params["eps"].to("cpu")[rows],
+                params["kernel"].to("cpu")[rows],
+                params["dilation"].to("cpu")[rows],
                 self.mean,
                 self.std,
                 hidden_planes=self.hidden_planes,
@@ -170,7 +172,7 @@ class Noise2Net(BatchAugment):
                 kernel_sizes=self.kernel_sizes,
                 dilations=self.dilations,
             )
-            return x.detach().index_copy(0, sel, sub)
+            return x.detach().index_copy(0, sel, sub[:-1])
 
     def extra_repr(self) -> str:
         """Settings shown in ``repr``."""

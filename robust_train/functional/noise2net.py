@@ -25,8 +25,8 @@ Per-sample kernel sizes and dilations: each image draws its own ``K_i`` and ``D_
 it builds the network, once per epoch in its ``train()``, shared by every image of the epoch). They are a host-side
 plan (CPU tensors, like the kernel sizes of the blur corruptions): for every branch convolution the images are
 grouped by their ``(K_i, D_i)`` (``K_i = 1`` ignores the dilation) and each group runs one grouped convolution with
-its true ``K x K`` kernels, so every image costs exactly its own convolution. The number of convolutions follows the
-plan (at most one per kernel-size/dilation pair), never the batch size.
+its true ``K x K`` kernels, so every image costs exactly its own convolution. Every allowed pair runs on every call
+(an empty group on one zero image), so the ATen ops of a call depend on the allowed pairs only, never on the batch.
 """
 
 from __future__ import annotations
@@ -72,65 +72,50 @@ def _pointwise(h: Tensor, w: Tensor) -> Tensor:
     return torch.bmm(w, h.reshape(b, c, hh * ww)).view(b, w.shape[1], hh, ww)
 
 
-def _grouped_conv(x: Tensor, w: Tensor, padding: int, dilation: int, groups: int) -> Tensor:
-    """``conv2d`` with one group per image: ``x`` (1, B Cin, H, W), ``w`` (B Cout, Cin, k, k).
+def _plan(
+    kernel: Tensor, dilation: Tensor, kernel_sizes: Sequence[int], dilations: Sequence[int], device: torch.device
+) -> list[list[list[tuple[int, int, Tensor]]]]:
+    """Group the images of every branch convolution by ``(K, D)`` on the host, for every allowed pair.
 
-    A single group runs the ungrouped kernel, whose float rounding differs from the grouped one in the last bits
-    (CPU); a lone image is run as two identical groups so that its bits do not depend on the batch size.
+    Returns ``plan[block][branch]``: one ``(K, D, index)`` per allowed pair (``K = 1`` ignores the dilation), in a
+    fixed order, ``index`` the images of the group on ``device`` (possibly empty). The groups, hence the ATen ops of a
+    call, depend on the allowed pairs only, never on the batch or on which pairs it happens to draw.
     """
-    if groups == 1:
-        y = F.conv2d(x.repeat(1, 2, 1, 1), w.repeat(2, 1, 1, 1), padding=padding, dilation=dilation, groups=2)
-        return y[:, : w.shape[0]]
-    return F.conv2d(x, w, padding=padding, dilation=dilation, groups=groups)
-
-
-def _plan(kernel: Tensor, dilation: Tensor, device: torch.device) -> list[list[list[tuple[int, int, Tensor | None]]]]:
-    """Group the images of every branch convolution by ``(K, D)`` on the host.
-
-    Returns ``plan[block][branch]``: a list of ``(K, D, index)`` with ``index`` the images of the group on ``device``
-    (``None``: every image, in order). ``K = 1`` groups ignore the dilation (``D = 1``).
-    """
+    pairs = sorted({(1, 1) if k == 1 else (k, d) for k in kernel_sizes for d in dilations})
     key = torch.where(kernel == 1, torch.ones_like(kernel), kernel * 1024 + dilation)  # one key per (K, D) pair
-    b, nblocks, nbranch = key.shape
-    plan = []
-    for blk in range(nblocks):
-        row = []
-        for i in range(nbranch):
-            groups = []
-            col = key[:, blk, i]
-            for k in torch.unique(col).tolist():
-                kk, dd = (1, 1) if k == 1 else (k // 1024, k % 1024)
-                idx = (col == k).nonzero().view(-1)
-                groups.append((kk, dd, None if idx.numel() == b else idx.to(device)))
-            row.append(groups)
-        plan.append(row)
-    return plan
+    _, nblocks, nbranch = key.shape
+
+    def members(col: Tensor, k: int, d: int) -> Tensor:
+        return (col == (1 if k == 1 else k * 1024 + d)).nonzero().view(-1).to(device)
+
+    return [
+        [[(k, d, members(key[:, blk, i], k, d)) for k, d in pairs] for i in range(nbranch)] for blk in range(nblocks)
+    ]
 
 
-def _branch_conv(sp: Tensor, w: Tensor, groups: list[tuple[int, int, Tensor | None]], h: int) -> Tensor:
+def _branch_conv(sp: Tensor, w: Tensor, groups: list[tuple[int, int, Tensor]], h: int) -> Tensor:
     """One branch convolution of every image: ``sp`` (B, h, H, W), ``w`` (B, h, h, kmax, kmax) in U(-1, 1).
 
-    Each ``(K, D, index)`` group of the plan runs one grouped convolution with the centred ``K x K`` part of its
-    images' kernels, scaled to ``U(+-1/sqrt(h K^2))`` (``nn.Conv2d.reset_parameters``), dilation ``D`` and padding
-    ``D (K - 1) / 2``.
+    Each ``(K, D, index)`` group of the plan runs one grouped convolution (one group per image) with the centred
+    ``K x K`` part of its images' kernels, scaled to ``U(+-1/sqrt(h K^2))`` (``nn.Conv2d.reset_parameters``),
+    dilation ``D`` and padding ``D (K - 1) / 2``. Every group gets one zero image appended, whose output is dropped:
+    an empty group still runs (a fixed op count), and a group of one image runs the grouped kernel like any other
+    (a single group would take the ungrouped kernel, whose float rounding differs in the last bits on the CPU), so an
+    image's bits do not depend on its batch.
     """
     b, _, hh, ww = sp.shape
     kmax = int(w.shape[-1])
-    out = None
+    out = torch.empty_like(sp)
     for k, d, idx in groups:
         lo = kmax // 2 - k // 2
-        wk = w[..., lo : lo + k, lo : lo + k] if idx is None else w.index_select(0, idx)[..., lo : lo + k, lo : lo + k]
-        xs = sp if idx is None else sp.index_select(0, idx)
-        n = int(xs.shape[0])
-        y = _grouped_conv(
-            xs.reshape(1, n * h, hh, ww), wk.reshape(n * h, h, k, k) * (1.0 / (h * k * k) ** 0.5), d * (k // 2), d, n
-        ).view(n, h, hh, ww)
-        if idx is None:
-            return y
-        if out is None:
-            out = torch.empty_like(sp)
-        out.index_copy_(0, idx, y)
-    assert out is not None  # every image belongs to one group
+        n = int(idx.shape[0]) + 1
+        xs = torch.cat([sp.index_select(0, idx), sp.new_zeros(1, *sp.shape[1:])])
+        wk = w.index_select(0, idx)[..., lo : lo + k, lo : lo + k]
+        wk = torch.cat([wk, wk.new_zeros(1, *wk.shape[1:])]) * (1.0 / (h * k * k) ** 0.5)
+        y = F.conv2d(
+            xs.reshape(1, n * h, hh, ww), wk.reshape(n * h, h, k, k), padding=d * (k // 2), dilation=d, groups=n
+        )
+        out.index_copy_(0, idx, y.view(n, h, hh, ww)[: n - 1])
     return out
 
 
@@ -225,13 +210,13 @@ def noise2net(
     eps_t = per_sample(eps, b, "eps", lo=0.0, dtype=work, device=dev).view(b, 1, 1, 1)
     mean_t = mean_t.to(device=dev, dtype=work).view(1, c, 1, 1)
     std_t = std_t.to(device=dev, dtype=work).view(1, c, 1, 1)
-    if b == 0 or num_blocks == 0:
+    if num_blocks == 0:
         return x.clone()
 
     h, s, kmax = int(hidden_planes), int(scale), max(ks)
     n1, nb = c * s * h, (s - 1) * h * h * kmax * kmax
     per_block = 2 * n1 + nb
-    plan = _plan(kernel, dilation, dev)
+    plan = _plan(kernel, dilation, ks, ds, dev)
     with torch.no_grad():
         u = field_uniform(seed, (num_blocks, per_block), NOISE2NET_STREAM, dtype=work, device=dev)
         u = u.mul(2.0).sub(1.0)  # U(-1, 1), scaled per layer below
