@@ -295,7 +295,8 @@ def motion_blur(
         sigma: (B,) or scalar standard deviation of the half-Gaussian, >= 0.
         angle: (B,) or scalar direction in degrees (0 = kernel reads to the right, 90 = downward).
         quantize: apply the Q16 -> 8 bit output quantisation (values ``k / 255``).
-        pad: edge padding width, at least the largest tap offset (the default); it does not change the result.
+        pad: edge padding width, at least the largest tap offset (default: the number of taps minus one, the reach of
+            any angle); it does not change the result.
 
     Returns:
         Blurred layers, shape (B, C, H, W), same dtype as ``x`` (half precision is computed in float32).
@@ -316,7 +317,9 @@ def motion_blur(
     need = int(torch.maximum(dy.abs().max(), dx.abs().max()))
     if pad is not None and int(pad) < need:
         raise ValueError(f"pad: expected at least the largest tap offset {need}, got {pad}")
-    pad = need if pad is None else int(pad)
+    # default: the longest kernel's reach (T - 1), whatever the drawn angles, so the padded shape (and a compiled
+    # kernel's signature) is the same on every call with the same radii
+    pad = k.shape[1] - 1 if pad is None else int(pad)
     xp = pad2d(xc, pad, "nearest") if pad > 0 else xc
     graph = xp.requires_grad and torch.is_grad_enabled()
     out = _motion_taps(xp, k.to(xp.device), (dy + pad).to(xp.device), (dx + pad).to(xp.device), h=h, w=w)
@@ -437,13 +440,45 @@ def clipped_zoom(x: Tensor, zoom: Tensor | float) -> Tensor:
         torch.Size([2, 3, 32, 24])
     """
     _check_layers(x)
+    r0, r1, fr, c0, c1, fc = _zoom_plan(x, zoom)
+    return _lerp_gather(_lerp_gather(x, r0, r1, fr, 2), c0, c1, fc, 3)
+
+
+def _zoom_plan(x: Tensor, zoom: Tensor | float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Row and column taps ``(r0, r1, fr, c0, c1, fc)`` of :func:`clipped_zoom`, planned on the host, on ``x``'s device.
+
+    Fractions are in ``x``'s dtype (the interpolation's arithmetic).
+    """
     z = per_sample(zoom, x.shape[0], "zoom", lo=1.0).cpu()  # host values plan the taps
     h, w = x.shape[-2:]
     zn = z.numpy()
-    (r0, r1, fr), (c0, c1, fc) = _zoom_taps(h, zn), _zoom_taps(w, zn)
     dev, dt = x.device, x.dtype
-    rows = _lerp_gather(x, r0.to(dev), r1.to(dev), fr.to(device=dev, dtype=dt), 2)
-    return _lerp_gather(rows, c0.to(dev), c1.to(dev), fc.to(device=dev, dtype=dt), 3)
+    taps = (*_zoom_taps(h, zn), *_zoom_taps(w, zn))
+    return tuple(t.to(device=dev, dtype=dt if t.is_floating_point() else t.dtype) for t in taps)  # type: ignore[return-value]
+
+
+@fused
+def _zoom_accumulate(
+    acc: Tensor, x: Tensor, r0: Tensor, r1: Tensor, fr: Tensor, c0: Tensor, c1: Tensor, fc: Tensor, wt: Tensor
+) -> Tensor:
+    """``acc + wt * clipped_zoom(x)`` for one factor column, as one pass over the output when compiled.
+
+    The same arithmetic as :func:`clipped_zoom` (rows lerped, then columns, then ``addcmul``), bit for bit: each
+    output pixel reads its four source pixels directly instead of materialising the row pass (compiled: one
+    kernel per call; eager it is slower than the two gathers, so :func:`zoom_blur` uses it only when fused kernels
+    run).
+    """
+    b, c = x.shape[:2]
+    n, m = r0.shape[1], c0.shape[1]
+    bi = torch.arange(b, device=x.device).view(b, 1, 1, 1)
+    ci = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    top, bottom = r0.view(b, 1, n, 1), r1.view(b, 1, n, 1)
+    left, right = c0.view(b, 1, 1, m), c1.view(b, 1, 1, m)
+    f = fr.view(b, 1, n, 1)
+    g = fc.view(b, 1, 1, m)
+    col0 = x[bi, ci, top, left] * (1.0 - f) + x[bi, ci, bottom, left] * f
+    col1 = x[bi, ci, top, right] * (1.0 - f) + x[bi, ci, bottom, right] * f
+    return torch.addcmul(acc, wt.view(b, 1, 1, 1), col0 * (1.0 - g) + col1 * g)
 
 
 # ----------------------------------------------------------------------------------------------- zoom blur
@@ -518,11 +553,16 @@ def zoom_blur(x: Tensor, factors: Tensor, weights: Tensor | None = None) -> Tens
     if (wt < 0).any() or not torch.isfinite(wt).all():
         raise ValueError("weights: expected finite non-negative values")
     acc = torch.zeros_like(x)
+    one_pass = fused_runs(x)  # the fast variant: one fused gather-lerp-accumulate kernel per list column
     for k in range(f.shape[1]):  # one batched zoom per list column (K is planned on the host)
         wk = wt[:, k]
         if not bool((wk != 0).any()):
             continue
-        zoomed = clipped_zoom(x, torch.where(wk != 0, f[:, k], torch.ones_like(wk)))
+        zk = torch.where(wk != 0, f[:, k], torch.ones_like(wk))
+        if one_pass:
+            acc = _zoom_accumulate(acc, x, *_zoom_plan(x, zk), wk.to(device=x.device, dtype=x.dtype))
+            continue
+        zoomed = clipped_zoom(x, zk)
         if bool((wk == 1).all()):
             acc.add_(zoomed)
         else:
