@@ -19,6 +19,7 @@ afterwards is the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -29,7 +30,7 @@ from ..functional.checks import check_range
 from .base import BatchAugment
 from .ops import AUGMENT_OPS, list_augment_ops
 
-__all__ = ["AugMix", "sample_beta", "sample_dirichlet"]
+__all__ = ["AugMix", "ChainMix", "sample_beta", "sample_dirichlet"]
 
 
 def sample_dirichlet(shape: tuple[int, ...], alpha: float, generator: torch.Generator | None) -> Tensor:
@@ -59,7 +60,73 @@ def sample_beta(shape: tuple[int, ...], alpha: float, generator: torch.Generator
     return torch.where(s > 0, a / s.clamp_min(1e-300), torch.full_like(a, 0.5))
 
 
-class AugMix(BatchAugment):
+class ChainMix(BatchAugment):
+    """Base of the mixed-chain augmentations (AugMix, PRIME).
+
+    ``width`` chains of random depth per view, mixed with Dirichlet(``alpha``) weights and a Beta(``alpha``,
+    ``alpha``) skip weight, with the optional JSD views. Holds the shared settings, their validation, the draws of
+    the mix (:meth:`sample_mix`: ``apply``, ``weights``, ``skip``, ``depth``, in that order) and the final assembly
+    (:meth:`assemble`); subclasses draw and apply their ops.
+    """
+
+    #: Longest chain when ``depth=-1`` (the depth is then uniform in 1..3, as in both papers' code).
+    max_random_depth: ClassVar[int] = 3
+
+    def __init__(
+        self, width: int, depth: int, alpha: float, jsd: bool, num_views: int, p: float, seed: int | None
+    ) -> None:
+        super().__init__(p=p, seed=seed)
+        if int(width) < 1:
+            raise ValueError(f"width: expected a positive number of chains, got {width}")
+        if int(depth) == 0 or int(depth) < -1:
+            raise ValueError(f"depth: expected -1 (random 1-3) or a positive chain length, got {depth}")
+        if not float(alpha) > 0:
+            raise ValueError(f"alpha: expected a positive concentration, got {alpha}")
+        if int(num_views) < 1:
+            raise ValueError(f"num_views: expected >= 1 augmented views, got {num_views}")
+        self.width = int(width)
+        self.depth = int(depth)
+        self.alpha = float(alpha)
+        self.jsd = bool(jsd)
+        self.num_views = int(num_views)
+
+    @property
+    def num_splits(self) -> int:
+        """``1 + num_views`` with ``jsd``, else 1."""
+        return 1 + self.num_views if self.jsd else 1
+
+    @property
+    def views(self) -> int:
+        """Augmented views per sample: ``num_views`` with ``jsd``, else 1."""
+        return self.num_views if self.jsd else 1
+
+    @property
+    def max_depth(self) -> int:
+        """Length of the per-chain step axis of the params (``depth``, or :attr:`max_random_depth`)."""
+        return self.depth if self.depth > 0 else self.max_random_depth
+
+    def sample_mix(self, batch_size: int, generator: torch.Generator | None) -> Params:
+        """Draw ``apply`` (B,), ``weights`` (B, V, width), ``skip`` (B, V) and ``depth`` (B, V, width) on the CPU."""
+        b, v, w = batch_size, self.views, self.width
+        params = super().sample_params(b, generator)
+        params["weights"] = sample_dirichlet((b, v, w), self.alpha, generator)
+        params["skip"] = sample_beta((b, v), self.alpha, generator)
+        if self.depth > 0:
+            params["depth"] = torch.full((b, v, w), self.depth, dtype=torch.int64)
+        else:
+            params["depth"] = torch.randint(
+                1, self.max_random_depth + 1, (b, v, w), generator=generator, dtype=torch.int64
+            )
+        return params
+
+    def assemble(self, x: Tensor, mixed: Tensor, params: Params) -> Tensor:
+        """Gate the (V B) mixed views per sample and return ``[x, views...]`` with ``jsd``, else the single view."""
+        v = int(params["weights"].shape[1])
+        mixed = self.gate(params["apply"].repeat(v), mixed, x.repeat(v, 1, 1, 1))
+        return torch.cat([x, mixed]) if self.jsd else mixed
+
+
+class AugMix(ChainMix):
     """AugMix as a batched, replayable module.
 
     Args:
@@ -109,16 +176,8 @@ class AugMix(BatchAugment):
         seed: int | None = None,
         pil_exact: bool = False,
     ) -> None:
-        super().__init__(p=p, seed=seed)
+        super().__init__(width, depth, alpha, jsd, num_views, p, seed)
         check_range(float(severity), 1.0, 10.0, "severity")
-        if int(width) < 1:
-            raise ValueError(f"width: expected a positive number of chains, got {width}")
-        if int(depth) == 0 or int(depth) < -1:
-            raise ValueError(f"depth: expected -1 (random 1-3) or a positive chain length, got {depth}")
-        if not float(alpha) > 0:
-            raise ValueError(f"alpha: expected a positive concentration, got {alpha}")
-        if int(num_views) < 1:
-            raise ValueError(f"num_views: expected >= 1 augmented views, got {num_views}")
         names = list(ops) if ops is not None else list_augment_ops(all_ops)
         if not names:
             raise ValueError("ops: expected at least one augment op")
@@ -127,37 +186,16 @@ class AugMix(BatchAugment):
             if n not in AF.OP_SPECS:
                 raise ValueError(f"augment op {n!r} is registered but has no functional spec in OP_SPECS")
         self.severity = float(severity)
-        self.width = int(width)
-        self.depth = int(depth)
-        self.alpha = float(alpha)
         self.all_ops = bool(all_ops)
         self.ops: tuple[str, ...] = tuple(names)
-        self.jsd = bool(jsd)
-        self.num_views = int(num_views)
         self.pil_exact = bool(pil_exact)
-
-    @property
-    def num_splits(self) -> int:
-        """``1 + num_views`` with ``jsd``, else 1."""
-        return 1 + self.num_views if self.jsd else 1
-
-    @property
-    def max_depth(self) -> int:
-        """Length of the per-chain step axis of the params (``depth`` or 3)."""
-        return self.depth if self.depth > 0 else 3
 
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> Params:
         """Draw every AugMix choice for a batch (CPU)."""
         g = self._gen(generator)
-        b, v, w, d = batch_size, (self.num_views if self.jsd else 1), self.width, self.max_depth
-        params = super().sample_params(b, g)
+        b, v, w, d = batch_size, self.views, self.width, self.max_depth
+        params = self.sample_mix(b, g)
         params["severity"] = torch.full((b,), self.severity, dtype=torch.float64)
-        params["weights"] = sample_dirichlet((b, v, w), self.alpha, g)
-        params["skip"] = sample_beta((b, v), self.alpha, g)
-        if self.depth > 0:
-            params["depth"] = torch.full((b, v, w), self.depth, dtype=torch.int64)
-        else:
-            params["depth"] = torch.randint(1, 4, (b, v, w), generator=g, dtype=torch.int64)
         params["op"] = torch.randint(0, len(self.ops), (b, v, w, d), generator=g, dtype=torch.int64)
         params["level"] = 0.1 + (self.severity - 0.1) * torch.rand((b, v, w, d), generator=g, dtype=torch.float64)
         params["sign"] = torch.where(torch.rand((b, v, w, d), generator=g, dtype=torch.float64) < 0.5, -1.0, 1.0).to(
@@ -185,8 +223,7 @@ class AugMix(BatchAugment):
             flat(params["skip"]),
             pil_exact=self.pil_exact,
         )
-        out = self.gate(params["apply"].repeat(v), out, xr)
-        return torch.cat([x, out]) if self.jsd else out
+        return self.assemble(x, out, params)
 
     def extra_repr(self) -> str:
         """Settings shown in ``repr``."""

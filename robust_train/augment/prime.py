@@ -69,8 +69,7 @@ from torch import Tensor
 from ..corruptions.params import Params
 from ..functional import prime as PF
 from ..functional.checks import check_range
-from .augmix import sample_beta, sample_dirichlet
-from .base import BatchAugment
+from .augmix import ChainMix, sample_beta
 
 __all__ = ["PRESETS", "Prime"]
 
@@ -96,10 +95,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-_MAX_DEPTH = 3  # the reference's max_depth (train.py l. 168)
 
-
-class Prime(BatchAugment):
+class Prime(ChainMix):
     """PRIME as a batched, replayable module (settings and sources in the module docstring).
 
     Args:
@@ -158,18 +155,10 @@ class Prime(BatchAugment):
         p: float = 1.0,
         seed: int | None = None,
     ) -> None:
-        super().__init__(p=p, seed=seed)
+        super().__init__(width, depth, alpha, jsd, num_views, p, seed)
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {preset!r}")
         d = PRESETS[preset]
-        if int(width) < 1:
-            raise ValueError(f"width: expected a positive number of chains, got {width}")
-        if int(depth) == 0 or int(depth) < -1:
-            raise ValueError(f"depth: expected -1 (random 1-3) or a positive chain length, got {depth}")
-        if not float(alpha) > 0:
-            raise ValueError(f"alpha: expected a positive concentration, got {alpha}")
-        if int(num_views) < 1:
-            raise ValueError(f"num_views: expected >= 1 augmented views, got {num_views}")
         names = tuple(primitives)
         if not names or any(n not in PF.PRIMITIVES for n in names) or len(set(names)) != len(names):
             raise ValueError(f"primitives: expected distinct names from {list(PF.PRIMITIVES)}, got {list(names)}")
@@ -194,9 +183,6 @@ class Prime(BatchAugment):
         f_sigma = float(d["filter_sigma"] if filter_sigma is None else filter_sigma)
         check_range(f_sigma, 0.0, float("inf"), "filter_sigma")
         self.preset = preset
-        self.width = int(width)
-        self.depth = int(depth)
-        self.alpha = float(alpha)
         self.primitives: tuple[str, ...] = names
         self.diffeo_cut = (int(cut[0]), int(cut[1]))
         self.diffeo_alpha = d_alpha
@@ -205,18 +191,6 @@ class Prime(BatchAugment):
         self.color_bandwidth = None if band is None else int(band)
         self.filter_sizes = sizes
         self.filter_sigma = f_sigma
-        self.jsd = bool(jsd)
-        self.num_views = int(num_views)
-
-    @property
-    def num_splits(self) -> int:
-        """``1 + num_views`` with ``jsd``, else 1."""
-        return 1 + self.num_views if self.jsd else 1
-
-    @property
-    def max_depth(self) -> int:
-        """Length of the per-chain step axis of the params (``depth`` or 3)."""
-        return self.depth if self.depth > 0 else _MAX_DEPTH
 
     @property
     def num_freqs(self) -> int:
@@ -226,7 +200,7 @@ class Prime(BatchAugment):
     def sample_params(self, batch_size: int, generator: torch.Generator | None = None) -> Params:
         """Draw every PRIME choice for a batch (CPU; float64 where it matters)."""
         g = self._gen(generator)
-        b, v, w, d = batch_size, (self.num_views if self.jsd else 1), self.width, self.max_depth
+        b, v, w, d = batch_size, self.views, self.width, self.max_depth
         s = (b, v, w, d)
 
         def uniform(shape: tuple[int, ...]) -> Tensor:
@@ -235,13 +209,7 @@ class Prime(BatchAugment):
         def integers(lo: Tensor | int, hi: Tensor | int) -> Tensor:  # uniform on {lo, ..., hi} per element
             return (lo + torch.floor(uniform(s) * (hi - lo + 1))).to(torch.int64)
 
-        params = super().sample_params(b, g)
-        params["weights"] = sample_dirichlet((b, v, w), self.alpha, g)
-        params["skip"] = sample_beta((b, v), self.alpha, g)
-        if self.depth > 0:
-            params["depth"] = torch.full((b, v, w), self.depth, dtype=torch.int64)
-        else:
-            params["depth"] = torch.randint(1, _MAX_DEPTH + 1, (b, v, w), generator=g, dtype=torch.int64)
+        params = self.sample_mix(b, g)
         params["op"] = torch.randint(0, len(self.primitives), s, generator=g, dtype=torch.int64)
         params["seed"] = torch.randint(-(2**62), 2**62, s, generator=g, dtype=torch.int64)
         cut_min, cut_max = self.diffeo_cut
@@ -292,8 +260,7 @@ class Prime(BatchAugment):
         xr = x.repeat(v, 1, 1, 1)
         flat = lambda t: t.transpose(0, 1).reshape(v * b, *t.shape[2:])  # noqa: E731  (B, V, ...) -> (V * B, ...)
         mixed = PF.prime_mix(xr, out, flat(params["weights"]), flat(params["skip"]))
-        mixed = self.gate(params["apply"].repeat(v), mixed, xr)
-        return torch.cat([x, mixed]) if self.jsd else mixed
+        return self.assemble(x, mixed, params)
 
     def extra_repr(self) -> str:
         """Settings shown in ``repr``."""

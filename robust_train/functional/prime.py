@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._fused import fused, fusion_enabled
+from .augment_ops import augmix_mix
 from .checks import check_batch_param, check_image
 from .rng import field_normal, stream_id
 
@@ -395,13 +396,4 @@ def prime_mix(x: Tensor, chains: Tensor, weights: Tensor, skip: Tensor) -> Tenso
         ...           torch.full((2,), 0.5)).shape
         torch.Size([2, 3, 4, 4])
     """
-    if chains.dim() != 5 or chains.shape[0] != x.shape[0] or chains.shape[2:] != x.shape[1:]:
-        raise ValueError(
-            f"chains: expected shape ({x.shape[0]}, K, {', '.join(map(str, x.shape[1:]))}), got {tuple(chains.shape)}"
-        )
-    if weights.shape != chains.shape[:2]:
-        raise ValueError(f"weights: expected shape {tuple(chains.shape[:2])}, got {tuple(weights.shape)}")
-    check_batch_param(skip, x.shape[0], "skip")
-    w = weights.to(device=x.device, dtype=x.dtype).view(*weights.shape, 1, 1, 1)
-    m = skip.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
-    return ((1.0 - m) * x + m * (w * chains).sum(dim=1)).clamp_(0.0, 1.0)
+    return augmix_mix(x, chains, weights, skip).clamp_(0.0, 1.0)
