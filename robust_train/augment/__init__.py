@@ -1,4 +1,4 @@
-"""Training-time augmentations (layer 2): AugMix, stylization, corruption training, adversarial views.
+"""Training-time augmentations (layer 2): AugMix, PixMix, stylization, corruption training, adversarial views.
 
 Every module follows the splits contract of :mod:`robust_train.augment.base`.
 """
@@ -11,6 +11,7 @@ from .base import BatchAugment
 from .compose import Compose
 from .corruption_train import CorruptionAugment, GaussianNoiseAugment, resolve_corruption_names
 from .ops import AUGMENT_OPS, AugmentOp, list_augment_ops
+from .pixmix import FractalMixingSet, ImageFolderMixingSet, MixingSet, PixMix
 from .stylize import Stylize
 
 __all__ = [
@@ -21,7 +22,11 @@ __all__ = [
     "BatchAugment",
     "Compose",
     "CorruptionAugment",
+    "FractalMixingSet",
     "GaussianNoiseAugment",
+    "ImageFolderMixingSet",
+    "MixingSet",
+    "PixMix",
     "Stylize",
     "list_augment_ops",
     "resolve_corruption_names",

@@ -46,6 +46,9 @@ __all__ = [
 MIX_ADD = 0
 #: Index of the multiplicative mixing in ``mix_op``.
 MIX_MULTIPLY = 1
+#: Extra rows per op group: at least two, because some ops take another code path for a batch of one (kornia's
+#: ``posterize`` with a single ``bits`` value), which would make the op count depend on the draw.
+_PAD = 2
 _TINY = 1e-37  # the reference's clip of the multiplicative partner (a float32 normal number)
 
 
@@ -166,8 +169,8 @@ def apply_ops_static(
     """One AugMix op per sample with a fixed number of tensor ops (the result of :func:`~.augment_ops.apply_ops`).
 
     Samples are grouped by op on the host: all affine ops share one warp, every point op runs once on its samples.
-    Each group is padded with one extra sample (sample 0, result discarded) so that no op ever sees an empty batch
-    and a group that was not drawn costs one image; the number of ATen ops per call is therefore the same for every
+    Each group is padded with two extra rows (copies of sample 0, results discarded) so that no op ever sees an empty
+    batch or a batch of one, and a group that was not drawn costs two images; the number of ATen ops per call is therefore the same for every
     batch size and every draw (``augment_ops.apply_ops`` skips the groups not drawn, which makes its count grow with
     the batch until every op appears).
 
@@ -206,7 +209,7 @@ def apply_ops_static(
     check_batch_param(act, b, "active")
     a_host = arg.to("cpu", torch.float64).reshape(-1)
     h, w = int(x.shape[-2]), int(x.shape[-1])
-    pad = torch.zeros(1, dtype=torch.int64)
+    pad = torch.zeros(_PAD, dtype=torch.int64)
     out = x.clone()
     affine = [i for i, s in enumerate(specs) if s.kind == "affine"]
     if affine:
