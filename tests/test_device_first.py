@@ -1,11 +1,11 @@
 """Device-first proofs without a GPU (issue #10, STYLE.md section 1b).
 
-1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix, the corruption-training augment, one
+1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix, PixMix, corruption training, one
    PGD step and the metric updates run with their images on a fake ``"cuda"`` device (:func:`tests._device.fake_cuda`):
    any read of a device value, NumPy round trip or device mismatch fails the test. The remaining host reads go
    through :func:`robust_train.functional.checks.host_flag`; they are counted per call and must match
    :data:`DOCUMENTED_SYNCS`.
-2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence (no per-sample loops).
+2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption, sequence and PixMix (no per-sample loops).
 """
 
 from __future__ import annotations
@@ -113,12 +113,14 @@ def test_sequence_ops_do_not_grow_with_batch(name: str) -> None:
 
 
 def _augment(name: str):  # noqa: ANN202
-    from robust_train.augment import AugMix, CorruptionAugment
+    from robust_train.augment import AugMix, CorruptionAugment, PixMix
 
-    return {"augmix": AugMix, "corrupt": CorruptionAugment}[name](seed=0)
+    if name == "pixmix_jsd":
+        return PixMix(jsd=True, seed=0)
+    return {"augmix": AugMix, "corrupt": CorruptionAugment, "pixmix": PixMix}[name](seed=0)
 
 
-@pytest.mark.parametrize("name", ["augmix", "corrupt"])
+@pytest.mark.parametrize("name", ["augmix", "corrupt", "pixmix", "pixmix_jsd"])
 def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counter[str]) -> None:
     aug = _augment(name)
     params = aug.sample_params(4)
@@ -136,6 +138,19 @@ def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counte
 )
 def test_augmix_ops_do_not_grow_with_batch() -> None:
     aug = _augment("augmix")
+
+    def run(b: int) -> None:
+        aug(torch.rand(b, 3, 32, 32), aug.sample_params(b, torch.Generator().manual_seed(0)))
+
+    small, large = _count(run, 2), _count(run, 32)
+    assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
+
+
+@pytest.mark.parametrize("name", ["pixmix", "pixmix_jsd"])
+def test_pixmix_ops_do_not_grow_with_batch(name: str) -> None:
+    """PixMix's op groups are padded (functional.pixmix.apply_ops_static) and its fractals are rendered batched: the
+    op count is the same at every batch size, whichever ops and mixing pictures were drawn."""
+    aug = _augment(name)
 
     def run(b: int) -> None:
         aug(torch.rand(b, 3, 32, 32), aug.sample_params(b, torch.Generator().manual_seed(0)))
