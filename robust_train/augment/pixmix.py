@@ -41,6 +41,7 @@ __all__ = [
     "ImageFolderMixingSet",
     "MixingSet",
     "PixMix",
+    "build_mixing_set",
     "sample_beta2",
 ]
 
@@ -270,6 +271,36 @@ class ImageFolderMixingSet(MixingSet):
     def extra_repr(self) -> str:
         """Settings shown in ``repr``."""
         return f"root={str(self.root)!r}, files={len(self.files)}, resize_ratio={self.resize_ratio:.4g}"
+
+
+def build_mixing_set(
+    root: str | Path | None = None,
+    *,
+    resize_ratio: float = 36 / 32,
+    size: int = 100_000,
+    seed: int = 0,
+    min_maps: int = 2,
+    max_maps: int = 4,
+) -> MixingSet:
+    """The mixing set of a config: an :class:`ImageFolderMixingSet` of ``root``, or the fractals when ``root`` is None.
+
+    One factory for both, so a config switches with a single key (``augment.mixing_set.root=/data/mixing``).
+
+    Args:
+        root: folder of mixing pictures; ``None``: the embedded :class:`FractalMixingSet`.
+        resize_ratio: folder pictures only (see :class:`ImageFolderMixingSet`).
+        size: fractals only: number of distinct pictures.
+        seed: fractals only: seed of the set.
+        min_maps: fractals only: fewest maps per fractal.
+        max_maps: fractals only: most maps per fractal.
+
+    Example:
+        >>> type(build_mixing_set()).__name__
+        'FractalMixingSet'
+    """
+    if root is None:
+        return FractalMixingSet(size=size, seed=seed, min_maps=min_maps, max_maps=max_maps)
+    return ImageFolderMixingSet(root, resize_ratio=resize_ratio)
 
 
 class PixMix(BatchAugment):
