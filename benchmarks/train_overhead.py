@@ -14,6 +14,7 @@ Methods (each with its published/default settings unless an option says otherwis
 plain           no augmentation, cross-entropy (the denominator of every ratio)
 augmix          AugMix (severity 3, width 3, depth 1-3), one view, cross-entropy
 augmix_jsd      AugMix with [clean, aug_1, aug_2] (3x forward/backward) and the JSD loss
+pixmix          PixMix (k 4, beta 3, severity 3, all ops) with the embedded fractals, cross-entropy
 gaussian_noise  Gaussian noise on half the batch, cross-entropy
 corrupt         one random non-c15 corruption per image on half the batch, cross-entropy
 stylize         AdaIN stylization of half the batch (random weights, same cost as the real ones)
@@ -38,7 +39,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks import common  # noqa: E402  (stdlib-only at import time)
 
-METHODS = ("plain", "augmix", "augmix_jsd", "gaussian_noise", "corrupt", "stylize", "alp", "clp")
+METHODS = ("plain", "augmix", "augmix_jsd", "pixmix", "gaussian_noise", "corrupt", "stylize", "alp", "clp")
 QUICK = {"batch": 8, "min_run_time": 0.05, "pgd_steps": 2, "methods": "plain,augmix_jsd,alp"}
 
 
@@ -124,6 +125,8 @@ def build_method(method: str, args: argparse.Namespace) -> tuple[Any, Any, str]:
         return A.AugMix(seed=seed), ce, "AugMix s3 w3 d1-3, 1 view"
     if method == "augmix_jsd":
         return A.AugMix(jsd=True, seed=seed), LS.JsdCrossEntropy(), "AugMix + JSD, 3 views"
+    if method == "pixmix":
+        return A.PixMix(seed=seed), ce, "PixMix k4 beta3 s3, all ops, fractals rendered per batch"
     if method == "gaussian_noise":
         return A.GaussianNoiseAugment(sigma=(0.0, 0.1), p=0.5, seed=seed), ce, "sigma U(0, 0.1), p 0.5"
     if method == "corrupt":

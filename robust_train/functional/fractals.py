@@ -213,20 +213,26 @@ def render_fractals(
     start = torch.linalg.solve(eye - a0, b0.unsqueeze(-1)).squeeze(-1)
     total = burn_in + steps
     u = field_uniform(seeds, (total, walkers), _STREAM_WALK, device=dev)  # keys hashed on the host
-    # inverse CDF: number of cumulative probabilities below u (the last one is 1, so < M)
-    choice = (u.unsqueeze(-1) >= cum.view(p, 1, 1, m)).sum(-1).clamp_(max=m - 1)
-    pts = start.view(p, 1, 2).expand(p, walkers, 2)
-    rec_pts = []
-    rec_map = []
+    local = torch.zeros(p, total, walkers, device=dev, dtype=torch.int64)
+    for j in range(m - 1):  # inverse CDF: the number of cumulative probabilities <= u (the last one is 1)
+        local += (u >= cum[:, j].view(p, 1, 1)).to(torch.int64)
+    # float32 rounding can leave the last active cumulative probability just below 1: never pick a padded map
+    last = ((ifs["prob"] > 0).sum(-1) - 1).to(dev, torch.int64)
+    local = torch.minimum(local, last.view(p, 1, 1))
+    rows = local + torch.arange(p, device=dev).view(p, 1, 1) * m  # rows of coef: picture * M + map
+    # per map: (a00, a01, a10, a11, b0, b1); one gather of the six coefficients per step, then plain arithmetic
+    coef = torch.cat([a.reshape(p, m, 4), b], dim=-1).reshape(p * m, 6)
+    px = start[:, 0:1].expand(p, walkers)
+    py = start[:, 1:2].expand(p, walkers)
+    rec_x, rec_y, rec_map = [], [], []
     for t in range(total):
-        j = choice[:, t]  # (P, walkers)
-        aj = torch.gather(a, 1, j.view(p, walkers, 1, 1).expand(p, walkers, 2, 2))
-        bj = torch.gather(b, 1, j.view(p, walkers, 1).expand(p, walkers, 2))
-        pts = (aj @ pts.unsqueeze(-1)).squeeze(-1) + bj
+        c = coef.index_select(0, rows[:, t].reshape(-1)).view(p, walkers, 6).unbind(-1)
+        px, py = c[0] * px + c[1] * py + c[4], c[2] * px + c[3] * py + c[5]
         if t >= burn_in:
-            rec_pts.append(pts)
-            rec_map.append(j)
-    xy = torch.stack(rec_pts, dim=1).reshape(p, steps * walkers, 2)
+            rec_x.append(px)
+            rec_y.append(py)
+            rec_map.append(local[:, t])
+    xy = torch.stack([torch.stack(rec_x, dim=1), torch.stack(rec_y, dim=1)], dim=-1).reshape(p, steps * walkers, 2)
     maps = torch.stack(rec_map, dim=1).reshape(p, steps * walkers)
     lo, hi = xy.amin(dim=1, keepdim=True), xy.amax(dim=1, keepdim=True)
     span = (hi - lo).clamp_min(1e-6)
