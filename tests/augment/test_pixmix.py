@@ -355,6 +355,17 @@ def test_image_folder_mixing_set(tmp_path):
     assert torch.equal(aug(_x(4), params=aug.last_params), out)
 
 
+def test_image_folder_mixing_set_on_fake_cuda(tmp_path):
+    """Folder pictures are decoded on the host and copied to the device; nothing is read back."""
+    from tests._device import fake_cuda
+
+    aug = PixMix(mixing_set=_folder(tmp_path), jsd=True, seed=0)
+    params = aug.sample_params(3)
+    with fake_cuda():
+        out = aug(torch.empty(3, 3, 16, 16, device="cuda"), params)
+    assert out.device.type == "cuda" and out.shape == (9, 3, 16, 16)
+
+
 def test_image_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         ImageFolderMixingSet(tmp_path / "does-not-exist")
