@@ -276,6 +276,26 @@ def test_fractals_are_deterministic_per_index_and_batch_invariant():
     assert a.shape == (3, 3, 32, 32) and a.min() >= 0 and a.max() <= 1
 
 
+def test_fractal_set_seeded_expected_values():
+    """Pinned values of the default set (seed 0): the host draws exactly, the rendering to float32 round-off (CPU)."""
+    assert FF.fractal_seeds(0, torch.arange(2)).tolist() == [-1000023830626993555, -9161442459227299860]
+    ifs = FF.sample_ifs(FF.fractal_seeds(0, torch.arange(4)))
+    assert ifs["num_maps"].tolist() == [3, 2, 2, 3]
+    torch.testing.assert_close(
+        ifs["A"][0, 0],
+        torch.tensor(
+            [[0.1946886760879965, 0.22140244052356156], [0.4675298841336068, -0.2972132389099081]], dtype=torch.float64
+        ),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    x = FF.fractals(torch.arange(4), 32, 32)
+    assert (x.amax(1) > 0).sum(dim=(1, 2)).tolist() == [136, 89, 110, 180]  # lit pixels
+    torch.testing.assert_close(
+        x.sum(dim=(1, 2, 3)), torch.tensor([171.1194, 154.0061, 149.3890, 250.4646]), rtol=1e-4, atol=0
+    )
+
+
 def test_fractal_pictures_look_like_fractals():
     imgs = FF.fractals(torch.arange(64), 32, 32)
     lit = (imgs.amax(1) > 0).double().mean(dim=(1, 2))  # fraction of non-black pixels per picture
