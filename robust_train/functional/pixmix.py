@@ -170,9 +170,9 @@ def apply_ops_static(
 
     Samples are grouped by op on the host: all affine ops share one warp, every point op runs once on its samples.
     Each group is padded with two extra rows (copies of sample 0, results discarded) so that no op ever sees an empty
-    batch or a batch of one, and a group that was not drawn costs two images; the number of ATen ops per call is therefore the same for every
-    batch size and every draw (``augment_ops.apply_ops`` skips the groups not drawn, which makes its count grow with
-    the batch until every op appears).
+    batch or a batch of one, and a group that was not drawn costs two images; the number of ATen ops per call is
+    therefore the same for every batch size and every draw (``augment_ops.apply_ops`` skips the groups not drawn,
+    which makes its count grow with the batch until every op appears).
 
     Args:
         x: images, shape (B, C, H, W), float in [0, 1].
