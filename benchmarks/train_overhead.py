@@ -17,6 +17,7 @@ augmix_jsd      AugMix with [clean, aug_1, aug_2] (3x forward/backward) and the 
 augmix_jsd_pil  augmix_jsd with ``pil_exact=True`` (the reference's 8-bit Pillow arithmetic; the recipes' default)
 prime           PRIME (CIFAR preset: diffeo, colour, filter; width 3, depth 1-3), one view, cross-entropy
 prime_jsd       PRIME with [clean, aug_1, aug_2] and the JSD loss (the reference's CIFAR setting)
+pixmix          PixMix (k 4, beta 3, severity 3, all ops) with the embedded fractals, cross-entropy
 gaussian_noise  Gaussian noise on half the batch, cross-entropy
 corrupt         one random non-c15 corruption per image on half the batch, cross-entropy
 noise2net       DeepAugment's Noise2Net (a random Res2Net per image) on half the batch, cross-entropy
@@ -49,6 +50,7 @@ METHODS = (
     "augmix_jsd_pil",
     "prime",
     "prime_jsd",
+    "pixmix",
     "gaussian_noise",
     "corrupt",
     "noise2net",
@@ -147,6 +149,8 @@ def build_method(method: str, args: argparse.Namespace) -> tuple[Any, Any, str]:
         return A.Prime(seed=seed), ce, "PRIME cifar preset, w3 d1-3, 1 view"
     if method == "prime_jsd":
         return A.Prime(jsd=True, seed=seed), LS.JsdCrossEntropy(), "PRIME cifar preset + JSD, 3 views"
+    if method == "pixmix":
+        return A.PixMix(seed=seed), ce, "PixMix k4 beta3 s3, all ops, fractals rendered per batch"
     if method == "gaussian_noise":
         return A.GaussianNoiseAugment(sigma=(0.0, 0.1), p=0.5, seed=seed), ce, "sigma U(0, 0.1), p 0.5"
     if method == "corrupt":

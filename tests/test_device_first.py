@@ -1,12 +1,12 @@
 """Device-first proofs without a GPU (issue #10, STYLE.md section 1b).
 
-1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix (float and PIL-exact), PRIME, the
-   corruption-training augment, one PGD step and the metric updates run with their images on a fake ``"cuda"``
-   device (:func:`tests._device.fake_cuda`): any read of a device value, NumPy round trip or device mismatch fails
-   the test. The remaining host reads go through :func:`robust_train.functional.checks.host_flag`; they are counted
-   per call and must match :data:`DOCUMENTED_SYNCS`.
+1. Every corruption (19 x 3 presets), every perturbation sequence (14), AugMix (float and PIL-exact), PRIME, PixMix,
+   Noise2Net, the corruption-training augment, one PGD step and the metric updates run with their images on a fake
+   ``"cuda"`` device (:func:`tests._device.fake_cuda`): any read of a device value, NumPy round trip or device
+   mismatch fails the test. The remaining host reads go through :func:`robust_train.functional.checks.host_flag`;
+   they are counted per call and must match :data:`DOCUMENTED_SYNCS`.
 2. ATen ops per call are equal at batch sizes 2 and 32 for every corruption and sequence, AugMix (float and
-   PIL-exact) and PRIME (no per-sample loops).
+   PIL-exact), PRIME, PixMix and Noise2Net (no per-sample loops).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def test_sequence_ops_do_not_grow_with_batch(name: str) -> None:
 def _augment(name: str):  # noqa: ANN202
     from functools import partial
 
-    from robust_train.augment import AugMix, CorruptionAugment, Noise2Net, Prime
+    from robust_train.augment import AugMix, CorruptionAugment, Noise2Net, PixMix, Prime
 
     table = {
         "augmix": AugMix,
@@ -124,6 +124,8 @@ def _augment(name: str):  # noqa: ANN202
         "augmix_pil": partial(AugMix, pil_exact=True, all_ops=True, jsd=True),
         "corrupt": CorruptionAugment,
         "noise2net": Noise2Net,
+        "pixmix": PixMix,
+        "pixmix_jsd": partial(PixMix, jsd=True),
         "prime": Prime,
         "prime_jsd": partial(Prime, jsd=True),
         "prime_imagenet": partial(Prime, preset="imagenet"),
@@ -134,7 +136,8 @@ def _augment(name: str):  # noqa: ANN202
 
 
 @pytest.mark.parametrize(
-    "name", ["augmix", "augmix_pil", "corrupt", "noise2net", "prime", "prime_jsd", "prime_imagenet"]
+    "name",
+    ["augmix", "augmix_pil", "corrupt", "noise2net", "pixmix", "pixmix_jsd", "prime", "prime_jsd", "prime_imagenet"],
 )
 def test_training_augment_on_fake_cuda(name: str, host_reads: collections.Counter[str]) -> None:
     aug = _augment(name)
@@ -158,8 +161,10 @@ def test_augmix_ops_do_not_grow_with_batch(name: str) -> None:
     assert small == large, {k: (small[k], large[k]) for k in small.keys() | large.keys() if small[k] != large[k]}
 
 
-@pytest.mark.parametrize("name", ["prime", "prime_band"])
-def test_prime_ops_do_not_grow_with_batch(name: str) -> None:
+@pytest.mark.parametrize("name", ["prime", "prime_band", "pixmix", "pixmix_jsd"])
+def test_chain_augment_ops_do_not_grow_with_batch(name: str) -> None:
+    """PRIME's primitives and PixMix's op groups (padded) and fractals (rendered batched): the op count is the same at
+    every batch size, whichever ops and mixing pictures were drawn."""
     aug = _augment(name)
 
     def run(b: int) -> None:

@@ -13,8 +13,11 @@ from robust_train.augment import (
     AdversarialAugment,
     AugMix,
     CorruptionAugment,
+    FractalMixingSet,
     GaussianNoiseAugment,
+    ImageFolderMixingSet,
     Noise2Net,
+    PixMix,
     Prime,
     Stylize,
 )
@@ -32,6 +35,7 @@ OURS = {
     "prime": Prime,
     "prime_jsd": Prime,
     "noise2net": Noise2Net,
+    "pixmix": PixMix,
 }
 LOSSES = {"jsd": JsdCrossEntropy, "alp": LogitPairingLoss, "clp": CleanLogitPairingLoss}
 EXPERIMENTS = sorted(
@@ -58,6 +62,19 @@ def test_augment_options_instantiate(name):
         assert aug.num_splits == 2 and abs(aug.attack.eps - 8 / 255) < 1e-6
     if name not in ("stylize", "alp"):  # stylize needs weights files, alp a model
         assert aug(torch.rand(2, 3, 32, 32)).shape[0] == 2 * aug.num_splits
+
+
+def test_pixmix_config_fractals_by_default_and_a_folder_by_one_key(tmp_path):
+    from PIL import Image
+
+    aug = instantiate(_compose(["augment=pixmix"]).augment)
+    assert isinstance(aug.mixing_set, FractalMixingSet) and (aug.k, aug.beta, aug.aug_severity) == (4, 3.0, 3.0)
+    Image.new("RGB", (40, 36), (10, 200, 30)).save(tmp_path / "pic.png")
+    aug = instantiate(_compose(["augment=pixmix", f"augment.mixing_set.root={tmp_path}"]).augment)
+    assert isinstance(aug.mixing_set, ImageFolderMixingSet) and len(aug.mixing_set) == 1
+    assert aug(torch.rand(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+    cfg = _compose(["experiment=imagenet_pixmix_resnet50"])
+    assert (cfg.augment.beta, cfg.augment.aug_severity) == (4.0, 1.0)
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

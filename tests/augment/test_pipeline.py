@@ -97,6 +97,7 @@ def test_robust_classifier_applies_views_and_restores_mode():
         ("augmix_jsd", "jsd"),
         ("alp", "alp"),
         pytest.param("augmix", "ce", marks=pytest.mark.slow),
+        pytest.param("pixmix", "ce", marks=pytest.mark.slow),
         pytest.param("corrupt", "ce", marks=pytest.mark.slow),
         pytest.param("gaussian_noise", "ce", marks=pytest.mark.slow),
         pytest.param("none", "clp", marks=pytest.mark.slow),
