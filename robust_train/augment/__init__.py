@@ -1,4 +1,4 @@
-"""Training-time augmentations (layer 2): AugMix, PRIME, PixMix, Noise2Net, stylization, corruption, adversarial."""
+"""Training-time augmentations (layer 2): AugMix, PRIME, PixMix, Noise2Net, stylization, corruption, adversarial.
 
 Every module follows the splits contract of :mod:`robust_train.augment.base`.
 """
