@@ -17,8 +17,9 @@ Per sample (reference ``pixmix`` in ``cifar.py`` / ``imagenet.py`` and ``add`` /
 ``a = 1 + Beta(1, beta)``, ``b = -Beta(1, beta)`` (extrapolation away from the partner).
 
 Batched form: the starting copy and every round's augmented partner are one AugMix op each, applied with
-:func:`apply_ops_static`, whose ATen-op count does not depend on the batch or on which ops were drawn; the rounds are
-a loop over the fixed ``k_max``, and samples that stop earlier keep their image through ``torch.where``.
+:func:`~robust_train.functional.augment_ops.apply_ops`, whose ATen-op count does not depend on the batch or on which ops
+were drawn; the rounds are a loop over the fixed ``k_max``, and samples that stop earlier keep their image through
+``torch.where``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from .checks import check_batch_param, check_image
 __all__ = [
     "MIX_ADD",
     "MIX_MULTIPLY",
-    "apply_ops_static",
     "op_arguments",
     "pixmix",
     "pixmix_add",
@@ -163,77 +163,6 @@ def op_arguments(
     return torch.gather(table, -1, idx.clamp(0, len(names) - 1).unsqueeze(-1)).squeeze(-1)
 
 
-def apply_ops_static(
-    x: Tensor, names: Sequence[str], op_index: Tensor, arg: Tensor, active: Tensor | None = None
-) -> Tensor:
-    """One AugMix op per sample with a fixed number of tensor ops (the result of :func:`~.augment_ops.apply_ops`).
-
-    Samples are grouped by op on the host: all affine ops share one warp, every point op runs once on its samples.
-    Each group is padded with two extra rows (copies of sample 0, results discarded) so that no op ever sees an empty
-    batch or a batch of one, and a group that was not drawn costs two images; the number of ATen ops per call is
-    therefore the same for every batch size and every draw (``augment_ops.apply_ops`` skips the groups not drawn,
-    which makes its count grow with the batch until every op appears).
-
-    Args:
-        x: images, shape (B, C, H, W), float in [0, 1].
-        names: op list (keys of :data:`~.augment_ops.OP_SPECS`).
-        op_index: per-sample op, shape (B,) int64 on the host.
-        arg: per-sample op argument (:func:`op_arguments`), shape (B,) on the host.
-        active: per-sample bool on the host, shape (B,); inactive samples pass unchanged. ``None``: all active.
-
-    Returns:
-        Images, same shape and dtype.
-
-    Example:
-        >>> apply_ops_static(torch.rand(3, 3, 8, 8), ["rotate", "equalize"], torch.tensor([0, 1, 0]),
-        ...                  torch.tensor([5.0, 0.0, -5.0])).shape
-        torch.Size([3, 3, 8, 8])
-    """
-    check_image(x, channels=None, check_values=False)
-    b = x.shape[0]
-    if not names:
-        raise ValueError("names: expected at least one augment op")
-    specs = []
-    for n in names:
-        if n not in AF.OP_SPECS:
-            raise ValueError(f"names: unknown augment op {n!r}; expected some of {sorted(AF.OP_SPECS)}")
-        specs.append(AF.OP_SPECS[n])
-    idx = op_index.to("cpu", torch.int64).reshape(-1)
-    check_batch_param(idx, b, "op_index")
-    check_batch_param(arg, b, "arg")
-    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(specs)):
-        raise ValueError(
-            f"op_index: expected values in [0, {len(specs)}), got range [{int(idx.min())}, {int(idx.max())}]"
-        )
-    act = torch.ones(b, dtype=torch.bool) if active is None else active.to("cpu", torch.bool).reshape(-1)
-    check_batch_param(act, b, "active")
-    a_host = arg.to("cpu", torch.float64).reshape(-1)
-    h, w = int(x.shape[-2]), int(x.shape[-1])
-    pad = torch.zeros(_PAD, dtype=torch.int64)
-    out = x.clone()
-    affine = [i for i, s in enumerate(specs) if s.kind == "affine"]
-    if affine:
-        mats = torch.stack([specs[i].matrix(a_host, h, w) for i in affine])  # (n_affine, B, 2, 3), host
-        pos = torch.zeros(len(specs), dtype=torch.int64)
-        pos[affine] = torch.arange(len(affine))
-        is_aff = torch.zeros(len(specs), dtype=torch.bool)
-        is_aff[affine] = True
-        per_sample = mats[pos[idx], torch.arange(b)]  # (B, 2, 3): the matrix of each sample's own op
-        sel = torch.nonzero(act & is_aff[idx]).view(-1)
-        rows = torch.cat([sel, pad])
-        res = AF.warp_affine(x.index_select(0, rows.to(x.device)), per_sample[rows])
-        out.index_copy_(0, sel.to(x.device), res[: sel.shape[0]])
-    a_dev = a_host.to(x.device)
-    for i, s in enumerate(specs):
-        if s.kind != "point":
-            continue
-        sel = torch.nonzero(act & (idx == i)).view(-1)
-        rows = torch.cat([sel, pad]).to(x.device)
-        res = s.fn(x.index_select(0, rows), a_dev.index_select(0, rows))  # type: ignore[misc]
-        out.index_copy_(0, sel.to(x.device), res[: sel.shape[0]])
-    return out
-
-
 def pixmix(
     x: Tensor,
     mixing: Tensor,
@@ -292,11 +221,11 @@ def pixmix(
     check_batch_param(rounds, bsz, "rounds")
     rounds_h = rounds.to("cpu", torch.int64)
     use_h = use_aug.to("cpu", torch.bool)
-    mixed = apply_ops_static(x, names, op_index[:, 0], arg[:, 0], start_aug)
+    mixed = AF.apply_ops(x, names, op_index[:, 0], arg[:, 0], start_aug)
     r_dev = rounds.to(x.device).view(-1, 1, 1, 1)
     for r in range(k):
         needed = use_h[:, r] & (rounds_h > r)  # augmented copies that are actually used
-        aug = apply_ops_static(x, names, op_index[:, r + 1], arg[:, r + 1], needed)
+        aug = AF.apply_ops(x, names, op_index[:, r + 1], arg[:, r + 1], needed)
         partner = torch.where(use_aug[:, r].to(x.device).view(-1, 1, 1, 1), aug, mixing)
         new = pixmix_mix(mixed, partner, mix_op[:, r], a[:, r], b[:, r])
         mixed = torch.where(r_dev > r, new, mixed)

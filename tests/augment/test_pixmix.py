@@ -214,22 +214,6 @@ def test_module_equals_functional():
     assert torch.equal(out, ref)
 
 
-def test_apply_ops_static_equals_apply_ops():
-    x = _x(40, 16)
-    names = AF.AUGMIX_OPS_ALL
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, len(names), (40,), generator=g)
-    level = 0.1 + 2.9 * torch.rand(40, generator=g, dtype=torch.float64)
-    sign = torch.where(torch.rand(40, generator=g) < 0.5, -1.0, 1.0).double()
-    active = torch.rand(40, generator=g) < 0.7
-    arg = PF.op_arguments(names, idx, level, sign, 16, 16)
-    for i in range(40):  # op_arguments == the AugMix table per sample
-        assert arg[i] == AF.augmix_argument(names[int(idx[i])], level[i : i + 1], sign[i : i + 1], 16, 16)[0]
-    ours = PF.apply_ops_static(x, names, idx, arg, active)
-    torch.testing.assert_close(ours, AF.apply_ops(x, names, idx, arg, active), atol=1e-6, rtol=0)
-    assert torch.equal(ours[~active], x[~active])
-
-
 def test_functional_bad_shapes():
     x = _x(2)
     with pytest.raises(ValueError, match="mixing"):
@@ -261,9 +245,9 @@ def test_functional_bad_shapes():
             torch.zeros(2, 4),
         )
     with pytest.raises(ValueError, match="op_index"):
-        PF.apply_ops_static(x, ["rotate"], torch.tensor([0, 3]), torch.zeros(2))
+        AF.apply_ops(x, ["rotate"], torch.tensor([0, 3]), torch.zeros(2))
     with pytest.raises(ValueError, match="unknown augment op 'rotat'"):
-        PF.apply_ops_static(x, ["rotat"], torch.tensor([0, 0]), torch.zeros(2))
+        AF.apply_ops(x, ["rotat"], torch.tensor([0, 0]), torch.zeros(2))
 
 
 # ------------------------------------------------------------------------------------------------ fractals
