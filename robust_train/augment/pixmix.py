@@ -92,6 +92,15 @@ class MixingSet(nn.Module):
         """The chosen pictures, shape (N, channels, height, width), float in [0, 1] on ``device``."""
         raise NotImplementedError
 
+    def indices(self, choice: dict[str, Tensor]) -> Tensor:
+        """The chosen picture indices (``mix_index``) on the host, checked against the set's size."""
+        idx = choice["mix_index"].to("cpu", torch.int64).reshape(-1)
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+            raise ValueError(
+                f"mix_index: expected picture indices in [0, {len(self)}), got [{int(idx.min())}, {int(idx.max())}]"
+            )
+        return idx
+
     @staticmethod
     def _channels(x: Tensor, channels: int) -> Tensor:
         if channels == x.shape[1]:
@@ -166,11 +175,7 @@ class FractalMixingSet(MixingSet):
         dtype: torch.dtype,
     ) -> Tensor:
         """Render the chosen fractals (``mix_index``; the crop is unused: each fractal is fitted to the image)."""
-        idx = choice["mix_index"].to("cpu", torch.int64).reshape(-1)
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.size):
-            raise ValueError(
-                f"mix_index: expected picture indices in [0, {self.size}), got [{int(idx.min())}, {int(idx.max())}]"
-            )
+        idx = self.indices(choice)
         seeds = FF.fractal_seeds(self.seed, idx)
         ifs = FF.sample_ifs(seeds, self.min_maps, self.max_maps)
         img = FF.render_fractals(
@@ -258,12 +263,8 @@ class ImageFolderMixingSet(MixingSet):
         dtype: torch.dtype,
     ) -> Tensor:
         """Load the chosen pictures on the host and move them to ``device`` (one host-to-device copy)."""
-        idx = choice["mix_index"].to("cpu", torch.int64).reshape(-1)
+        idx = self.indices(choice)
         crop = choice["mix_crop"].to("cpu", torch.float64).reshape(-1, 2)
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
-            raise ValueError(
-                f"mix_index: expected picture indices in [0, {len(self)}), got [{int(idx.min())}, {int(idx.max())}]"
-            )
         imgs = torch.stack([self.load(int(i), height, width, crop[n], channels) for n, i in enumerate(idx.tolist())])
         out = imgs.to(device=device).to(dtype) / 255.0
         return self._channels(out, channels)
