@@ -251,6 +251,24 @@ def _csv_text(cols: list[str], rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def short_labels(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Run labels without the override tokens every run shares, and those shared tokens.
+
+    ``experiment=NAME`` shows as ``NAME``; a run left with no token of its own keeps its full name.
+
+    Example:
+        >>> short_labels(["experiment=a epochs=2", "experiment=b epochs=2"])
+        (['a', 'b'], ['epochs=2'])
+    """
+    tokens = [n.split() for n in names]
+    common = [t for t in tokens[0] if all(t in ts for ts in tokens)] if len(names) > 1 else []
+    labels = []
+    for name, ts in zip(names, tokens, strict=True):
+        own = [t.split("=", 1)[1] if t.startswith("experiment=") else t for t in ts if t not in common]
+        labels.append(" ".join(own) or name)
+    return labels, common
+
+
 def _bar_plot(cols: list[str], rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     series = [c for c in cols if c != "run"]
     if not series or not rows:
@@ -271,9 +289,9 @@ def _bar_plot(cols: list[str], rows: list[dict[str, Any]], path: Path, title: st
     ax.set_xticklabels(series, rotation=30 if len(series) > 6 else 0, ha="right" if len(series) > 6 else "center")
     ax.set_ylabel("%")
     ax.set_title(title)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    # below the axes, so long run names never cover the bars
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(n, 3), frameon=False)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -290,7 +308,14 @@ def write_report(runs: Sequence[Run], out_dir: str | Path, stage: str = "test") 
     out.mkdir(parents=True, exist_ok=True)
     cols, rows = summary_rows(runs, stage)
     ccols, crows = corruption_rows(runs, stage)
-    md = [f"# Robustness report ({stage})", "", f"{len(runs)} runs. All numbers in %.", "", _markdown(cols, rows)]
+    labels, common = short_labels([r.name for r in runs])
+    for table in (rows, crows):
+        for row, label in zip(table, labels, strict=True):
+            row["run"] = label
+    md = [f"# Robustness report ({stage})", "", f"{len(runs)} runs. All numbers in %."]
+    if common:
+        md += ["", "Common to every run: `" + " ".join(common) + "`."]
+    md += ["", _markdown(cols, rows)]
     if len(ccols) > 1:
         md += ["", "## Mean error per corruption", "", _markdown(ccols, crows)]
     paths = {"markdown": out / "report.md", "csv": out / "report.csv"}

@@ -80,7 +80,7 @@ def test_write_report_files(multirun, tmp_path):
     out = tmp_path / "out"
     paths = report.write_report(report.collect_runs(multirun), out)
     md = paths["markdown"].read_text()
-    assert "| experiment=fmnist_ablation_baseline | 10.00 | 40.00 | - |" in md
+    assert "| fmnist_ablation_baseline | 10.00 | 40.00 | - |" in md  # experiment= shown by its name
     assert "## Mean error per corruption" in md
     rows = list(csv.reader(paths["csv"].open()))
     assert rows[0] == ["run", "clean_err", "mce_unnorm", "mfr"] and len(rows) == 3
@@ -106,3 +106,12 @@ def test_main_and_errors(multirun, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert report.main([str(tmp_path / "empty")]) == 2
     assert "no runs" in capsys.readouterr().err
+
+
+def test_short_labels_drop_shared_overrides():
+    labels, common = report.short_labels(
+        ["experiment=a trainer.max_epochs=2 threads=2", "experiment=b trainer.max_epochs=2 threads=2 seed=1"]
+    )
+    assert labels == ["a", "b seed=1"] and common == ["trainer.max_epochs=2", "threads=2"]
+    assert report.short_labels(["x=1", "x=1"]) == (["x=1", "x=1"], ["x=1"])  # nothing of its own: full name
+    assert report.short_labels(["experiment=solo y=2"]) == (["solo y=2"], [])
