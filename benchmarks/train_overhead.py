@@ -230,6 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             opt.step()
 
         try:
+            if not args.quick:  # fusion "auto": warm up to the tier's steady state (compiles excluded from timing)
+                row.update(common.tier_warmup(step))
             t = common.time_call(
                 step, threads=args.threads, min_run_time=args.min_run_time, label="train_step", sub_label=method
             )
