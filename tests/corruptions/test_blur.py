@@ -550,7 +550,7 @@ def test_functional_bad_arguments() -> None:
         F.motion_blur(x, 0.0, 1.0, 0.0)
     with pytest.raises(ValueError, match="sigma"):
         F.motion_blur(x, 3.0, -1.0, 0.0)
-    with pytest.raises(ValueError, match="leading dim 2"):
+    with pytest.raises(ValueError, match=r"radius: expected one radius per sample \(2 values\)"):
         F.motion_blur(x, torch.ones(3), 1.0, 0.0)
     with pytest.raises(ValueError, match="pad"):
         F.motion_blur(x, 5.0, 1.0, 0.0, pad=2)
