@@ -156,16 +156,6 @@ def test_per_sample_parameters_differ_within_the_batch():
         assert torch.unique(p[key].reshape(8, -1), dim=0).shape[0] == 8, key
 
 
-@pytest.mark.parametrize("preset", ["cifar", "imagenet"])
-def test_replay_and_seed(preset):
-    x = _x(4)
-    aug = Prime(preset=preset, jsd=True, seed=5)
-    out = aug(x)
-    assert torch.equal(aug(x, params=aug.last_params), out)
-    assert torch.equal(Prime(preset=preset, jsd=True, seed=5)(x), out)
-    assert not torch.equal(Prime(preset=preset, jsd=True, seed=6)(x), out)
-
-
 def test_batch_invariance():
     x = _x(5)
     aug = Prime(jsd=True, seed=3)
