@@ -1,4 +1,5 @@
-"""Test helpers: per-dtype tolerances, ``assert_close``, a float64 ``gradcheck`` wrapper, ``RunIf``, photos."""
+"""Test helpers: per-dtype tolerances, ``assert_close``, a float64 ``gradcheck`` wrapper, ``RunIf``, photos, seeded
+random image batches."""
 
 from __future__ import annotations
 
@@ -95,3 +96,11 @@ def to_tensor(img: np.ndarray, device: str = "cpu", dtype: torch.dtype = torch.f
 def to_uint8(x: Tensor) -> np.ndarray:
     """(1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8 by truncation (as the original's np.uint8 cast)."""
     return np.floor(x[0].permute(1, 2, 0).double().cpu().numpy() * 255 + 1e-6).clip(0, 255).astype(np.uint8)
+
+
+def seeded_images(
+    b: int = 8, size: int = 16, device: str = "cpu", dtype: torch.dtype = torch.float32, channels: int = 3
+) -> Tensor:
+    """A (b, channels, size, size) batch of uniform [0, 1) images, seeded with 0 (the same on every call)."""
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(b, channels, size, size, generator=g).to(device=device, dtype=dtype)

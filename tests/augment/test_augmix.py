@@ -9,11 +9,7 @@ from robust_train.augment import AugMix
 from robust_train.augment.augmix import sample_beta, sample_dirichlet
 from robust_train.corruptions import Params
 from robust_train.functional import augment_ops as AF
-
-
-def _x(b: int = 8, size: int = 16, device: str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(b, 3, size, size, generator=g).to(device=device, dtype=dtype)
+from tests._helpers import seeded_images as _x
 
 
 def test_shapes_and_splits(device, dtype):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from robust_train.augment import AugMix, BatchAugment, Noise2Net, PixMix, Prime
+from tests._helpers import seeded_images
 
 FACTORIES: dict[str, Callable[..., BatchAugment]] = {
     "augmix_jsd": partial(AugMix, jsd=True),
@@ -21,15 +22,10 @@ FACTORIES: dict[str, Callable[..., BatchAugment]] = {
 }
 
 
-def _x(b: int = 4, size: int = 16) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(b, 3, size, size, generator=g)
-
-
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_replay_and_seed(name: str) -> None:
     make = FACTORIES[name]
-    x = _x()
+    x = seeded_images(4)
     aug = make(seed=5)
     out = aug(x)
     assert out.shape == (aug.num_splits * x.shape[0], *x.shape[1:])

@@ -17,11 +17,7 @@ from robust_train.corruptions import Params
 from robust_train.functional import augment_ops as AF
 from robust_train.functional import fractals as FF
 from robust_train.functional import pixmix as PF
-
-
-def _x(b: int = 8, size: int = 16, device: str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    return torch.rand(b, 3, size, size, generator=g).to(device=device, dtype=dtype)
+from tests._helpers import seeded_images as _x
 
 
 # ------------------------------------------------------------------------------------------------ module contract

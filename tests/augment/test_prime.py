@@ -14,6 +14,7 @@ from robust_train.corruptions import Params
 from robust_train.functional import prime as PF
 from robust_train.functional.rng import field_normal
 from robust_train.losses import JsdCrossEntropy, SplitCrossEntropy
+from tests._helpers import seeded_images
 from tests.augment.test_training import _check, _train
 
 
@@ -25,7 +26,7 @@ def _eager():
 
 
 def _x(b: int = 6, size: int = 16, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(0)).to(dtype)
+    return seeded_images(b, size, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------------------------- primitives
