@@ -47,17 +47,24 @@ def sample_dirichlet(shape: tuple[int, ...], alpha: float, generator: torch.Gene
     return torch.where(s > 0, g / s.clamp_min(1e-300), torch.full_like(g, 1.0 / shape[-1]))
 
 
-def sample_beta(shape: tuple[int, ...], alpha: float, generator: torch.Generator | None) -> Tensor:
-    """Beta(alpha, alpha) draws (CPU, float64) as the ratio of two gamma draws.
+def sample_beta(
+    shape: tuple[int, ...], alpha: float, generator: torch.Generator | None, beta: float | None = None
+) -> Tensor:
+    """Beta(alpha, beta) draws (CPU, float64; ``beta=None``: Beta(alpha, alpha)) as ``G_a / (G_a + G_b)``.
 
     Example:
         >>> sample_beta((5,), 1.0, torch.Generator().manual_seed(0)).shape
         torch.Size([5])
+        >>> x = sample_beta((4,), 3.0, torch.Generator().manual_seed(0), beta=1.0)
+        >>> bool(((x > 0) & (x < 1)).all())
+        True
     """
-    a = torch._standard_gamma(torch.full(shape, float(alpha), dtype=torch.float64), generator=generator)
-    b = torch._standard_gamma(torch.full(shape, float(alpha), dtype=torch.float64), generator=generator)
+    a_, b_ = float(alpha), float(alpha if beta is None else beta)
+    a = torch._standard_gamma(torch.full(shape, a_, dtype=torch.float64), generator=generator)
+    b = torch._standard_gamma(torch.full(shape, b_, dtype=torch.float64), generator=generator)
     s = a + b
-    return torch.where(s > 0, a / s.clamp_min(1e-300), torch.full_like(a, 0.5))
+    # tiny parameters can underflow both gammas: fall back to the mean rather than NaN
+    return torch.where(s > 0, a / s.clamp_min(1e-300), torch.full_like(a, a_ / (a_ + b_)))
 
 
 class ChainMix(BatchAugment):

@@ -32,6 +32,7 @@ from ..functional import augment_ops as AF
 from ..functional import fractals as FF
 from ..functional import pixmix as PF
 from ..functional.checks import check_range
+from .augmix import sample_beta
 from .base import BatchAugment
 from .ops import AUGMENT_OPS, list_augment_ops
 
@@ -42,25 +43,10 @@ __all__ = [
     "MixingSet",
     "PixMix",
     "build_mixing_set",
-    "sample_beta2",
 ]
 
 #: File name endings :class:`ImageFolderMixingSet` reads (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-
-
-def sample_beta2(shape: tuple[int, ...], a: float, b: float, generator: torch.Generator | None) -> Tensor:
-    """Beta(a, b) draws (CPU, float64) as ``G_a / (G_a + G_b)`` of two gamma draws.
-
-    Example:
-        >>> x = sample_beta2((4,), 3.0, 1.0, torch.Generator().manual_seed(0))
-        >>> x.shape, bool(((x > 0) & (x < 1)).all())
-        (torch.Size([4]), True)
-    """
-    ga = torch._standard_gamma(torch.full(shape, float(a), dtype=torch.float64), generator=generator)
-    gb = torch._standard_gamma(torch.full(shape, float(b), dtype=torch.float64), generator=generator)
-    s = ga + gb
-    return torch.where(s > 0, ga / s.clamp_min(1e-300), torch.full_like(ga, a / (a + b)))
 
 
 class MixingSet(nn.Module):
@@ -405,8 +391,8 @@ class PixMix(BatchAugment):
         # get_ab: interpolate (a ~ Beta(beta, 1), b ~ Beta(1, beta)) or extrapolate (a = 1 + Beta(1, beta),
         # b = -Beta(1, beta)), 1/2 each
         interp = torch.rand((b, v, k), generator=g, dtype=f64) < 0.5
-        a_in, b_in = sample_beta2((b, v, k), self.beta, 1.0, g), sample_beta2((b, v, k), 1.0, self.beta, g)
-        a_ex, b_ex = sample_beta2((b, v, k), 1.0, self.beta, g), sample_beta2((b, v, k), 1.0, self.beta, g)
+        a_in, b_in = sample_beta((b, v, k), self.beta, g, 1.0), sample_beta((b, v, k), 1.0, g, self.beta)
+        a_ex, b_ex = sample_beta((b, v, k), 1.0, g, self.beta), sample_beta((b, v, k), 1.0, g, self.beta)
         params["a"] = torch.where(interp, a_in, 1.0 + a_ex)
         params["b"] = torch.where(interp, b_in, -b_ex)
         choice = self.mixing_set.sample(b * v, g)
