@@ -386,6 +386,7 @@ def _codec_cpu_run(
     h, w = x.shape[-2:]
     with torch.inference_mode():
         scratch = np.empty((min(group, len(run)), h, w, 3), dtype=np.uint8)
+        hwc = np.empty((h, w, 3), dtype=np.uint8)  # reused: no 150 KB allocation per image (glibc maps those)
         for i in range(run.start, run.stop, group):
             j = min(i + group, run.stop)
             planes, lo, hi = _to_uint8_planes(x[i:j])
@@ -395,8 +396,8 @@ def _codec_cpu_run(
             for k in range(j - i):
                 p = planes_np[k]
                 # the encoder's HWC layout by a 3-plane stack (3x faster than a transpose), passed as a CHW view
-                hwc = torch.from_numpy(np.stack((p[0], p[1], p[2]), axis=-1))
-                enc = encode_jpeg(hwc.permute(2, 0, 1), quality=int(quality[i + k]))
+                np.stack((p[0], p[1], p[2]), axis=-1, out=hwc)
+                enc = encode_jpeg(torch.from_numpy(hwc).permute(2, 0, 1), quality=int(quality[i + k]))
                 dec = decode_jpeg(enc, mode=ImageReadMode.RGB)  # (3, H, W) view of (H, W, 3) memory
                 np.copyto(scratch[k], dec.permute(1, 2, 0).numpy())  # a plain copy
             _hwc_uint8_into(torch.from_numpy(scratch[: j - i]), out[i:j])
@@ -644,107 +645,63 @@ _FAST_TAPS = 8  # the fast path handles windows of up to this many taps (count <
 
 
 @functools.lru_cache(maxsize=64)
-def _row_plan_cpu(n: int, m: int, work: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One pass n -> m composed with the nearest upscale m -> n, per *output* line ``i`` (intermediate ``up[i]``).
+def _pass_plan_cpu(n: int, m: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """One BOX pass n -> m per intermediate line ``j``, and the nearest upscale source of each of the n lines.
 
-    Returns ``(idx, mask, bias, count)``: (T, n) int64 source lines ``start + t`` (clamped) and 0/1 masks
-    ``t < count`` for the T taps, and (n,) bias and count of the rounding ``floor((sum + bias) / count)``.
-    """
-    start, stop, count, bias, _, up = (t[0] for t in _axis_plan_cpu(n, (m,)))
-    s0, c0 = start[up], (stop - start)[up]
-    taps = int(c0.max())
-    idx = torch.stack([(s0 + t).clamp(max=n - 1) for t in range(taps)])
-    mask = torch.stack([c0 > t for t in range(taps)]).to(work)
-    return idx, mask, bias[up].to(work), count[up].to(work)
-
-
-@functools.lru_cache(maxsize=64)
-def _col_plan_cpu(n: int, m: int, work: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, bool]:
-    """One pass n -> m per *intermediate* line ``j``, and the nearest upscale source of each of the n lines.
-
-    Returns ``(idx, mask, bias, count, up, covers)``: (T, m) source lines ``start + t`` (clamped) and 0/1 masks, (m,)
-    bias and count of the rounding, (n,) int64 upscale sources, and whether the windows together take every source
-    line (Pillow's float window bounds leave gaps for some sizes, e.g. 13 -> 6; never for the 224 px table).
+    Returns ``(idx, mask, bias, count, up)``: (T, m) int64 source lines ``start + t`` (clamped) and float32 0/1 masks
+    ``t < count`` for the T taps, (m,) float32 bias and count of the rounding ``floor((sum + bias) / count)``, and (n,)
+    int64 upscale sources. Float32 is exact here: sums of at most ``_FAST_TAPS`` 8-bit values.
     """
     start, stop, count, bias, _, up = (t[0] for t in _axis_plan_cpu(n, (m,)))
     taps = int((stop - start).max())
     idx = torch.stack([(start + t).clamp(max=n - 1) for t in range(taps)])
-    mask = torch.stack([(stop - start) > t for t in range(taps)]).to(work)
-    taken = torch.zeros(n, dtype=torch.bool)
-    for a, e in zip(start.tolist(), stop.tolist(), strict=True):
-        taken[a:e] = True
-    return idx, mask, bias.to(work), count.to(work), up, bool(taken.all())
+    mask = torch.stack([(stop - start) > t for t in range(taps)]).to(torch.float32)
+    return idx, mask, bias.to(torch.float32), count.to(torch.float32), up
 
 
 @fused
-def _box_cols(
-    x: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tensor, *, taps: int, value_range: bool
-) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Rounding to 8 bit and the exact BOX pass along columns: (B, C, H, W) float -> (B, C, H, M) integer values.
+def _box_pass_u8(u: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tensor, *, taps: int, dim: int) -> Tensor:
+    """One exact BOX pass of 8-bit planes along ``dim`` (-1: columns, -2: rows): uint8 (B, C, H, W) -> uint8.
 
-    ``out[..., j] = floor((sum_t round(clip(255 x, 0, 255))[..., idx[t, j]] * mask[t, j] + bias[j]) / count[j])``.
-    With ``value_range`` also the min and max of the taken taps of ``x`` (NaN if one is NaN): the range of ``x`` when
-    the windows cover every column, for the value check at no extra pass. The gathers are ``_unsafe_index`` (the
-    plan's indices are in range by construction): no bounds check per element, 18% faster at 224 px.
+    ``out[..., j] = floor((sum_t u[..., idx[t, j]] * mask[t, j] + bias[j]) / count[j])`` along ``dim``. Along rows
+    whole rows are gathered (contiguous loads). The gathers are ``_unsafe_index``: the plan's indices are in range by
+    construction, so no bounds check per element.
     """
-    acc = lo = hi = None
+    lead: list[Tensor | None] = [None, None] if dim == -2 else [None, None, None]
+    shape = (-1,) if dim == -1 else (-1, 1)
+    acc = None
     for t in range(taps):
-        raw = torch.ops.aten._unsafe_index(x, [None, None, None, idx[t]])
-        u = (raw * 255.0).clamp(0.0, 255.0).round() * mask[t]
-        acc = u if acc is None else acc + u
-        if value_range:
-            taken = mask[t] > 0
-            lo_t, hi_t = torch.where(taken, raw, math.inf), torch.where(taken, raw, -math.inf)
-            lo = lo_t if lo is None else torch.minimum(lo, lo_t)
-            hi = hi_t if hi is None else torch.maximum(hi, hi_t)
-    out = torch.floor((acc + bias) / count)
-    if value_range:
-        return out, lo.amin(), hi.amax()
-    return out, None, None
+        g = torch.ops.aten._unsafe_index(u, [*lead, idx[t]]).to(torch.float32) * mask[t].view(shape)
+        acc = g if acc is None else acc + g
+    return torch.floor((acc + bias.view(shape)) / count.view(shape)).to(torch.uint8)
 
 
 @fused
-def _box_rows_up(v: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tensor, *, taps: int) -> Tensor:
-    """The exact BOX pass along rows composed with the nearest row upscale: (B, C, H, M) -> (B, C, H, M).
-
-    ``out[..., i, :] = floor((sum_t v[..., idx[t, i], :] * mask[t, i] + bias[i]) / count[i])`` (``idx`` etc. from
-    :func:`_row_plan_cpu`, one entry per *output* row); whole rows are gathered, so loads stay contiguous.
-    """
-    acc = v[:, :, idx[0], :] * mask[0].view(-1, 1)
-    for t in range(1, taps):
-        acc = acc + v[:, :, idx[t], :] * mask[t].view(-1, 1)
-    return torch.floor((acc + bias.view(-1, 1)) / count.view(-1, 1))
-
-
-@fused
-def _upscale_cols(v: Tensor, up: Tensor) -> Tensor:
-    """Nearest column upscale and the back-scaling to [0, 1]: ``v[..., up] / 255``."""
-    return v[..., up] / 255.0
+def _upscale_u8(v: Tensor, up_h: Tensor, up_w: Tensor, *, dtype: torch.dtype) -> Tensor:
+    """Nearest upscale of 8-bit planes with Pillow's source indices, as ``k / 255`` in ``dtype``: one gather pass."""
+    return torch.ops.aten._unsafe_index(v, [None, None, up_h.view(-1, 1), up_w]).to(dtype) / 255.0
 
 
 def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype, check_values: bool) -> Tensor | None:
     """Pixelate when every sample has the same intermediate size (the usual case); ``None`` if windows are long.
 
-    Same arithmetic as the general path in three fused kernels: rounding + width pass (column gathers at the
-    intermediate width), height pass composed with the row upscale (whole-row gathers), column upscale. With
-    ``check_values`` the value check uses the range that the width pass computes, when its windows cover every
-    column (otherwise a separate check).
+    Same arithmetic as the general path on 8-bit planes, in four kernels: rounding to uint8 (with the input's range
+    for the value check, in the same pass), the width pass, the height pass (at the intermediate size, whole-row
+    gathers) and the nearest upscale of both axes back to ``work`` (the general path's dtype). Working in uint8
+    quarters the memory the passes read and write; measured in benchmarks/README.md, "Design measurements".
     """
     h, w = x.shape[-2:]
-    *pw, covers = _col_plan_cpu(w, mw, work)
-    ph = _row_plan_cpu(h, mh, work)
+    pw, ph = _pass_plan_cpu(w, mw), _pass_plan_cpu(h, mh)
     taps_w, taps_h = pw[0].shape[0], ph[0].shape[0]
     if max(taps_w, taps_h) > _FAST_TAPS:
         return None
-    in_pass = check_values and covers and fused_runs(x)  # eager: one aminmax beats the per-tap where/min/max
-    if check_values and not in_pass:
-        check_image(x)
     pw, ph = [t.to(x.device) for t in pw], [t.to(x.device) for t in ph]
-    cols, lo, hi = _box_cols(x.to(work), *pw[:4], taps=taps_w, value_range=in_pass)  # (B, C, H, Mw)
-    if in_pass:
+    u, lo, hi = _to_uint8_planes(x.to(work))
+    if check_values:
         check_value_range(float(lo), float(hi))
-    rows = _box_rows_up(cols, *ph, taps=taps_h)  # (B, C, H, Mw)
-    return _upscale_cols(rows, pw[4]).to(x.dtype)
+    u = _box_pass_u8(u, *pw[:4], taps=taps_w, dim=-1)  # (B, C, H, Mw)
+    u = _box_pass_u8(u, *ph[:4], taps=taps_h, dim=-2)  # (B, C, Mh, Mw)
+    return _upscale_u8(u, ph[4], pw[4], dtype=work).to(x.dtype)
 
 
 def pixelate(x: Tensor, factor: Tensor | float, *, check_values: bool = False) -> Tensor:
@@ -766,8 +723,9 @@ def pixelate(x: Tensor, factor: Tensor | float, *, check_values: bool = False) -
         x: images, shape (B, 3, H, W), float in [0, 1].
         factor: downscale factor per sample, shape (B,) or scalar, in (0, 1]; sizes are ``int(S * c)`` computed in
             float64, so pass Python floats or float64 tensors (a float32 ``0.02`` is slightly below 0.02).
-        check_values: raise on values outside [0, 1] or NaN, as :func:`~.checks.check_image` does (on the fused
-            path from the range its width pass computes); otherwise values are clipped to [0, 1].
+        check_values: raise on values outside [0, 1] or NaN, as :func:`~.checks.check_image` does (for uniform
+            sizes from the range that the rounding to 8 bit computes in its pass); otherwise values are clipped to
+            [0, 1].
 
     Returns:
         Shape (B, 3, H, W), same dtype, values on the 8-bit grid ``k / 255``.
