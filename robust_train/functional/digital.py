@@ -386,18 +386,17 @@ def _codec_cpu_run(
     h, w = x.shape[-2:]
     with torch.inference_mode():
         scratch = np.empty((min(group, len(run)), h, w, 3), dtype=np.uint8)
-        hwc = np.empty((h, w, 3), dtype=np.uint8)  # reused: no 150 KB allocation per image (glibc maps those)
+        hwc = np.empty_like(scratch)  # reused: no large allocation per group (glibc maps those)
         for i in range(run.start, run.stop, group):
             j = min(i + group, run.stop)
             planes, lo, hi = _to_uint8_planes(x[i:j])
             los.append(lo)
             his.append(hi)
-            planes_np = planes.numpy()
+            p = planes.numpy()
+            # the encoder's HWC layout by a 3-plane stack (3x faster than a transpose), passed as a CHW view
+            np.stack((p[:, 0], p[:, 1], p[:, 2]), axis=-1, out=hwc[: j - i])
             for k in range(j - i):
-                p = planes_np[k]
-                # the encoder's HWC layout by a 3-plane stack (3x faster than a transpose), passed as a CHW view
-                np.stack((p[0], p[1], p[2]), axis=-1, out=hwc)
-                enc = encode_jpeg(torch.from_numpy(hwc).permute(2, 0, 1), quality=int(quality[i + k]))
+                enc = encode_jpeg(torch.from_numpy(hwc[k]).permute(2, 0, 1), quality=int(quality[i + k]))
                 dec = decode_jpeg(enc, mode=ImageReadMode.RGB)  # (3, H, W) view of (H, W, 3) memory
                 np.copyto(scratch[k], dec.permute(1, 2, 0).numpy())  # a plain copy
             _hwc_uint8_into(torch.from_numpy(scratch[: j - i]), out[i:j])
@@ -677,9 +676,19 @@ def _box_pass_u8(u: Tensor, idx: Tensor, mask: Tensor, bias: Tensor, count: Tens
 
 
 @fused
-def _upscale_u8(v: Tensor, up_h: Tensor, up_w: Tensor, *, dtype: torch.dtype) -> Tensor:
-    """Nearest upscale of 8-bit planes with Pillow's source indices, as ``k / 255`` in ``dtype``: one gather pass."""
-    return torch.ops.aten._unsafe_index(v, [None, None, up_h.view(-1, 1), up_w]).to(dtype) / 255.0
+def _upscale_u8(v: Tensor, up_h: Tensor, up_w: Tensor | None, *, dtype: torch.dtype) -> Tensor:
+    """Nearest upscale of 8-bit planes with Pillow's source indices, as ``k / 255`` in ``dtype``: one gather pass.
+
+    ``up_w=None`` upscales the rows only (whole-row gathers).
+    """
+    index = [None, None, up_h] if up_w is None else [None, None, up_h.view(-1, 1), up_w]
+    return torch.ops.aten._unsafe_index(v, index).to(dtype) / 255.0
+
+
+@fused
+def _take_cols_u8(v: Tensor, index: Tensor) -> Tensor:
+    """``v[..., index]`` for uint8 planes."""
+    return torch.ops.aten._unsafe_index(v, [None, None, None, index])
 
 
 def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype, check_values: bool) -> Tensor | None:
@@ -687,7 +696,8 @@ def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype, check_valu
 
     Same arithmetic as the general path on 8-bit planes, in four kernels: rounding to uint8 (with the input's range
     for the value check, in the same pass), the width pass, the height pass (at the intermediate size, whole-row
-    gathers) and the nearest upscale of both axes back to ``work`` (the general path's dtype). Working in uint8
+    gathers) and the nearest upscale of both axes back to ``work`` (the general path's dtype); below half the height
+    the upscale widens the few distinct rows first and then copies whole rows (a fifth kernel, fewer gathers). Working in uint8
     quarters the memory the passes read and write; measured in benchmarks/README.md, "Design measurements".
     """
     h, w = x.shape[-2:]
@@ -701,6 +711,8 @@ def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype, check_valu
         check_value_range(float(lo), float(hi))
     u = _box_pass_u8(u, *pw[:4], taps=taps_w, dim=-1)  # (B, C, H, Mw)
     u = _box_pass_u8(u, *ph[:4], taps=taps_h, dim=-2)  # (B, C, Mh, Mw)
+    if 2 * mh < h:  # few distinct rows: widen them once, then copy whole rows (fewer gathers)
+        return _upscale_u8(_take_cols_u8(u, pw[4]), ph[4], None, dtype=work).to(x.dtype)
     return _upscale_u8(u, ph[4], pw[4], dtype=work).to(x.dtype)
 
 
