@@ -245,9 +245,10 @@ def fused(fn: F | None = None, *, release_gil: bool = False) -> Any:
     on the CPU (benchmarks/README.md, "Design measurements"). The per-kernel
     variant limit is raised to :data:`RECOMPILE_LIMIT` for these calls only (past it Dynamo runs the eager function).
 
-    ``@fused(release_gil=True)``: compiled with Inductor's C++ wrapper (``cpp_wrapper``), which releases the GIL while
-    the kernels run, for kernels that pool threads of our own call concurrently (the JPEG codec threads); the default
-    Python wrapper holds the GIL for the whole call, which serialises such threads. Slower to compile (once per
+    ``@fused(release_gil=True)``: on the CPU, compiled with Inductor's C++ wrapper (``cpp_wrapper``), which releases the
+    GIL while the kernels run, for kernels that pool threads of our own call concurrently (the JPEG codec threads); the
+    default Python wrapper holds the GIL for the whole call, which serialises such threads. Other devices use the
+    default wrapper (the option is about host threads). Slower to compile (once per
     variant, cached on disk). A kernel may also mutate an argument (``out.copy_(...)``): Inductor writes in place.
     Compiled variants are also specialised on the calling thread's OpenMP thread count (a Dynamo guard): a pool
     thread with one OpenMP thread runs its own single-threaded variant.
@@ -255,10 +256,10 @@ def fused(fn: F | None = None, *, release_gil: bool = False) -> Any:
     if fn is None:
         return functools.partial(fused, release_gil=release_gil)
     name = f"{fn.__module__}.{fn.__qualname__}"
-    options = {"cpp_wrapper": True} if release_gil else None
 
     @functools.cache
-    def compiled() -> Callable[..., Any]:
+    def compiled(device_type: str) -> Callable[..., Any]:
+        options = {"cpp_wrapper": True} if release_gil and device_type == "cpu" else None
         return torch.compile(fn, fullgraph=True, dynamic=False, options=options)
 
     @functools.wraps(fn)
@@ -278,7 +279,7 @@ def fused(fn: F | None = None, *, release_gil: bool = False) -> Any:
                 return out
         try:
             with _RECOMPILE_LIMIT:
-                return compiled()(*args, **kwargs)
+                return compiled(t.device.type)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a compile failure falls back to the eager reference
             out = fn(*args, **kwargs)  # an error of the function itself is raised here, unchanged
             with _LOCK:

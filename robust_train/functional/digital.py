@@ -697,8 +697,9 @@ def _pixelate_uniform(x: Tensor, mh: int, mw: int, work: torch.dtype, check_valu
     Same arithmetic as the general path on 8-bit planes, in four kernels: rounding to uint8 (with the input's range
     for the value check, in the same pass), the width pass, the height pass (at the intermediate size, whole-row
     gathers) and the nearest upscale of both axes back to ``work`` (the general path's dtype); below half the height
-    the upscale widens the few distinct rows first and then copies whole rows (a fifth kernel, fewer gathers). Working in uint8
-    quarters the memory the passes read and write; measured in benchmarks/README.md, "Design measurements".
+    the upscale widens the few distinct rows first and then copies whole rows (a fifth kernel, fewer gathers).
+    Working in uint8 quarters the memory the passes read and write; measured in benchmarks/README.md, "Design
+    measurements".
     """
     h, w = x.shape[-2:]
     pw, ph = _pass_plan_cpu(w, mw), _pass_plan_cpu(h, mh)
